@@ -1,0 +1,141 @@
+//! Typed errors that map one-to-one onto the exit codes of DESIGN.md §5.
+
+use std::fmt;
+
+/// What went wrong, as far as the exit code is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 1: the check failed (test found a problem, send got a non-2xx, inbound check denied).
+    Failed,
+    /// 2: bad or missing arguments.
+    Usage,
+    /// 3: a named record does not exist.
+    NotFound,
+    /// 4: the store or an input file is invalid, a rule would be broken, a confirmation was declined.
+    Invalid,
+    /// 5: a secret could not be read.
+    Secret,
+    /// 6: DNS, connect, MID server, timeout.
+    Network,
+    /// 7: TLS handshake, certificate verification, client certificate.
+    Tls,
+    /// 8: 401/403 from the endpoint, 407 from the MID server, OAuth token refused.
+    Auth,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::NotFound => 3,
+            ErrorKind::Invalid => 4,
+            ErrorKind::Secret => 5,
+            ErrorKind::Network => 6,
+            ErrorKind::Tls => 7,
+            ErrorKind::Auth => 8,
+        }
+    }
+}
+
+/// An error an operator can act on: a message, the chain of causes, and an optional hint.
+///
+/// Messages and causes must never contain secret values; every constructor takes
+/// text the caller composed, and `Secret` values print as `(redacted)`.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, message)
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Usage, message)
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, message)
+    }
+    pub fn secret(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Secret, message)
+    }
+    pub fn network(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Network, message)
+    }
+    pub fn tls(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Tls, message)
+    }
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Auth, message)
+    }
+
+    /// `kind` is the record kind as users write it (`connection`, `mid-server`, ...).
+    pub fn not_found(kind: &str, name: &str) -> Self {
+        Self::new(ErrorKind::NotFound, format!("{kind} '{name}' does not exist"))
+            .with_hint(format!("run `connctl {kind} list` to see the names"))
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Add one "caused by" line.
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.causes.push(cause.to_string());
+        self
+    }
+
+    /// Add the whole source chain of a std error as "caused by" lines.
+    pub fn with_source(mut self, err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = current {
+            let text = e.to_string();
+            if self.causes.last() != Some(&text) {
+                self.causes.push(text);
+            }
+            current = e.source();
+        }
+        self
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.kind.exit_code()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        for cause in &self.causes {
+            write!(f, "\n  caused by: {cause}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::invalid("I/O error").with_source(&err)
+    }
+}

@@ -1,0 +1,5 @@
+//! connctl: manage integrations and their connections.
+
+pub mod error;
+pub mod model;
+pub mod secrets;

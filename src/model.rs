@@ -1,0 +1,778 @@
+//! Records, environments, secret sources and the rules of DESIGN.md §1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The store format this build reads and writes.
+pub const STORE_VERSION: u32 = 1;
+
+/// The record kinds, with the names users type and the TOML table names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Integration,
+    Connection,
+    OauthProfile,
+    ProtocolProfile,
+    MidServer,
+    InboundUser,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Integration,
+        RecordKind::Connection,
+        RecordKind::OauthProfile,
+        RecordKind::ProtocolProfile,
+        RecordKind::MidServer,
+        RecordKind::InboundUser,
+    ];
+
+    /// The command-line spelling: `oauth-profile`.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            RecordKind::Integration => "integration",
+            RecordKind::Connection => "connection",
+            RecordKind::OauthProfile => "oauth-profile",
+            RecordKind::ProtocolProfile => "protocol-profile",
+            RecordKind::MidServer => "mid-server",
+            RecordKind::InboundUser => "inbound-user",
+        }
+    }
+
+    /// The TOML table name: `oauth_profile`. Also the `<kind>` of keyring accounts.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            RecordKind::Integration => "integration",
+            RecordKind::Connection => "connection",
+            RecordKind::OauthProfile => "oauth_profile",
+            RecordKind::ProtocolProfile => "protocol_profile",
+            RecordKind::MidServer => "mid_server",
+            RecordKind::InboundUser => "inbound_user",
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.cli_name())
+    }
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+pub fn check_name(kind: RecordKind, name: &str) -> Result<(), String> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a valid {kind} name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Environment {
+    Production,
+    PreProduction,
+    Test,
+    Development,
+    Sandbox,
+}
+
+impl Environment {
+    pub const ALL: [Environment; 5] = [
+        Environment::Production,
+        Environment::PreProduction,
+        Environment::Test,
+        Environment::Development,
+        Environment::Sandbox,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::PreProduction => "pre-production",
+            Environment::Test => "test",
+            Environment::Development => "development",
+            Environment::Sandbox => "sandbox",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Environment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Environment::ALL
+            .into_iter()
+            .find(|e| e.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "'{s}' is not an environment: use one of production, pre-production, test, development, sandbox"
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Authentication {
+    Basic,
+    Oauth,
+    #[default]
+    None,
+}
+
+impl Authentication {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authentication::Basic => "basic",
+            Authentication::Oauth => "oauth",
+            Authentication::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    #[default]
+    ClientCredentials,
+    Password,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::Password => "password",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Body,
+}
+
+impl ClientAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "basic",
+            ClientAuth::Body => "body",
+        }
+    }
+}
+
+/// Where a secret value lives. The store holds only this, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Keyring,
+    Env(String),
+    File(PathBuf),
+    Cmd(String),
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Keyring => f.write_str("keyring"),
+            SecretSource::Env(var) => write!(f, "env:{var}"),
+            SecretSource::File(path) => write!(f, "file:{}", path.display()),
+            SecretSource::Cmd(cmd) => write!(f, "cmd:{cmd}"),
+        }
+    }
+}
+
+impl FromStr for SecretSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let nonempty = |rest: &str, what: &str| {
+            if rest.trim().is_empty() {
+                Err(format!("secret source '{s}' names no {what}"))
+            } else {
+                Ok(rest.to_string())
+            }
+        };
+        if s == "keyring" {
+            Ok(SecretSource::Keyring)
+        } else if let Some(var) = s.strip_prefix("env:") {
+            let var = nonempty(var, "variable")?;
+            if var.contains('=') || var.contains('\0') {
+                return Err(format!("'{var}' is not an environment variable name"));
+            }
+            Ok(SecretSource::Env(var))
+        } else if let Some(path) = s.strip_prefix("file:") {
+            Ok(SecretSource::File(PathBuf::from(nonempty(path, "file")?)))
+        } else if let Some(cmd) = s.strip_prefix("cmd:") {
+            Ok(SecretSource::Cmd(nonempty(cmd, "command")?))
+        } else {
+            // Never echo the text: a user may have pasted a secret value here.
+            Err(
+                "a secret field must hold a source: \"keyring\", \"env:VAR\", \"file:PATH\" or \"cmd:COMMAND\""
+                    .to_string(),
+            )
+        }
+    }
+}
+
+impl Serialize for SecretSource {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    pub integration: String,
+    pub environment: Environment,
+    #[serde(default)]
+    pub active: bool,
+    pub endpoint_url: String,
+    /// Set when the operator allowed `http` to a production endpoint (`--allow-http`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_http: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    #[serde(default)]
+    pub authentication: Authentication,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mutual_auth: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid_server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_user: Option<String>,
+    /// RFC 3339 time of the last activation; lets `integration activate` pick
+    /// the most recently active connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activated: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OauthProfile {
+    pub token_url: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretSource>,
+    #[serde(default)]
+    pub grant: Grant,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolProfile {
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MidServer {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretSource>,
+}
+
+/// Everything in one store file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub version: u32,
+    pub store_id: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub integration: BTreeMap<String, Integration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection: BTreeMap<String, Connection>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub oauth_profile: BTreeMap<String, OauthProfile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub protocol_profile: BTreeMap<String, ProtocolProfile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mid_server: BTreeMap<String, MidServer>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inbound_user: BTreeMap<String, InboundUser>,
+}
+
+/// A broken rule, with the record and field it is about so the store loader
+/// can point at the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleViolation {
+    pub rule: &'static str,
+    pub kind: RecordKind,
+    pub name: String,
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl fmt::Display for RuleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.rule)
+    }
+}
+
+pub const RULE_NAME: &str = "names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}";
+pub const RULE_ONE_ACTIVE: &str = "rule 1: at most one active connection per integration";
+pub const RULE_AUTH: &str = "rule 3: authentication needs its credentials and profiles";
+pub const RULE_REFERENCE: &str = "rule 4: every reference must exist";
+pub const RULE_INBOUND: &str = "rule 5: an inbound user may be on at most one active connection";
+pub const RULE_URL: &str = "rule 6: endpoint URLs are absolute http or https URLs";
+
+/// Checks that `text` is an absolute http(s) URL with a host; returns the scheme.
+pub fn check_http_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            format!("'{text}' is not an absolute URL: write it with its scheme, e.g. https://{text}")
+        }
+        other => format!("'{text}' is not a valid URL: {other}"),
+    })?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "'{text}' uses the scheme '{other}': only http and https are supported"
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{text}' has no host"));
+    }
+    Ok(url.scheme().to_string())
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Store {
+            version: STORE_VERSION,
+            store_id: uuid::Uuid::new_v4().to_string(),
+            integration: BTreeMap::new(),
+            connection: BTreeMap::new(),
+            oauth_profile: BTreeMap::new(),
+            protocol_profile: BTreeMap::new(),
+            mid_server: BTreeMap::new(),
+            inbound_user: BTreeMap::new(),
+        }
+    }
+
+    pub fn contains(&self, kind: RecordKind, name: &str) -> bool {
+        match kind {
+            RecordKind::Integration => self.integration.contains_key(name),
+            RecordKind::Connection => self.connection.contains_key(name),
+            RecordKind::OauthProfile => self.oauth_profile.contains_key(name),
+            RecordKind::ProtocolProfile => self.protocol_profile.contains_key(name),
+            RecordKind::MidServer => self.mid_server.contains_key(name),
+            RecordKind::InboundUser => self.inbound_user.contains_key(name),
+        }
+    }
+
+    pub fn names(&self, kind: RecordKind) -> Vec<&str> {
+        fn keys<V>(map: &BTreeMap<String, V>) -> Vec<&str> {
+            map.keys().map(String::as_str).collect()
+        }
+        match kind {
+            RecordKind::Integration => keys(&self.integration),
+            RecordKind::Connection => keys(&self.connection),
+            RecordKind::OauthProfile => keys(&self.oauth_profile),
+            RecordKind::ProtocolProfile => keys(&self.protocol_profile),
+            RecordKind::MidServer => keys(&self.mid_server),
+            RecordKind::InboundUser => keys(&self.inbound_user),
+        }
+    }
+
+    /// The connections of an integration, sorted by name.
+    pub fn connections_of<'a>(
+        &'a self,
+        integration: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Connection)> + 'a {
+        self.connection
+            .iter()
+            .filter(move |(_, c)| c.integration == integration)
+    }
+
+    pub fn active_connection_of(&self, integration: &str) -> Option<&str> {
+        self.connections_of(integration)
+            .find(|(_, c)| c.active)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// The records that refer to `kind`/`name`, as `(kind, name)` pairs.
+    pub fn referrers(&self, kind: RecordKind, name: &str) -> Vec<(RecordKind, String)> {
+        let mut out = Vec::new();
+        let is = |field: &Option<String>| field.as_deref() == Some(name);
+        for (cname, c) in &self.connection {
+            let refers = match kind {
+                RecordKind::Integration => c.integration == name,
+                RecordKind::OauthProfile => is(&c.oauth_profile),
+                RecordKind::ProtocolProfile => is(&c.protocol_profile),
+                RecordKind::MidServer => is(&c.mid_server),
+                RecordKind::InboundUser => is(&c.inbound_user),
+                RecordKind::Connection => false,
+            };
+            if refers {
+                out.push((RecordKind::Connection, cname.clone()));
+            }
+        }
+        out
+    }
+
+    /// Activates `name`: deactivates its siblings (rule 1) and stamps the time.
+    pub fn activate_connection(&mut self, name: &str, now: &str) -> Vec<String> {
+        let Some(integration) = self.connection.get(name).map(|c| c.integration.clone()) else {
+            return Vec::new();
+        };
+        let mut deactivated = Vec::new();
+        for (cname, c) in self.connection.iter_mut() {
+            if c.integration != integration {
+                continue;
+            }
+            if cname == name {
+                c.active = true;
+                c.last_activated = Some(now.to_string());
+            } else if c.active {
+                c.active = false;
+                deactivated.push(cname.clone());
+            }
+        }
+        deactivated
+    }
+
+    /// Every rule of DESIGN.md §1, in a stable order (records by kind, then name).
+    pub fn validate(&self) -> Vec<RuleViolation> {
+        let mut out = Vec::new();
+        let mut push = |rule, kind, name: &str, field, message: String| {
+            out.push(RuleViolation {
+                rule,
+                kind,
+                name: name.to_string(),
+                field,
+                message,
+            })
+        };
+        for kind in RecordKind::ALL {
+            for name in self.names(kind) {
+                if let Err(message) = check_name(kind, name) {
+                    push(RULE_NAME, kind, name, None, message);
+                }
+            }
+        }
+
+        let mut active_by_integration: HashMap<&str, &str> = HashMap::new();
+        let mut active_by_inbound: HashMap<&str, &str> = HashMap::new();
+        for (name, c) in &self.connection {
+            let kind = RecordKind::Connection;
+            if !self.integration.contains_key(&c.integration) {
+                push(
+                    RULE_REFERENCE,
+                    kind,
+                    name,
+                    Some("integration"),
+                    format!(
+                        "connection '{name}' belongs to integration '{}', which does not exist",
+                        c.integration
+                    ),
+                );
+            }
+            match check_http_url(&c.endpoint_url) {
+                Err(message) => push(RULE_URL, kind, name, Some("endpoint_url"), message),
+                Ok(scheme) => {
+                    if scheme == "http" && c.environment == Environment::Production && !c.allow_http
+                    {
+                        push(
+                            "rule 6: http to a production connection needs --allow-http",
+                            kind,
+                            name,
+                            Some("endpoint_url"),
+                            format!(
+                                "connection '{name}' is production but its endpoint '{}' is plain http",
+                                c.endpoint_url
+                            ),
+                        );
+                    }
+                }
+            }
+            match c.authentication {
+                Authentication::Oauth if c.oauth_profile.is_none() => push(
+                    RULE_AUTH,
+                    kind,
+                    name,
+                    Some("authentication"),
+                    format!("connection '{name}' uses oauth but names no oauth_profile"),
+                ),
+                Authentication::Basic if c.user.is_none() || c.password.is_none() => push(
+                    RULE_AUTH,
+                    kind,
+                    name,
+                    Some("authentication"),
+                    format!("connection '{name}' uses basic authentication but lacks a user or a password source"),
+                ),
+                _ => {}
+            }
+            if c.authentication != Authentication::Oauth && c.oauth_profile.is_some() {
+                push(
+                    RULE_AUTH,
+                    kind,
+                    name,
+                    Some("oauth_profile"),
+                    format!(
+                        "connection '{name}' names an oauth_profile but its authentication is {}",
+                        c.authentication.as_str()
+                    ),
+                );
+            }
+            if let Some(profile) = c.oauth_profile.as_deref() {
+                match self.oauth_profile.get(profile) {
+                    None => push(
+                        RULE_REFERENCE,
+                        kind,
+                        name,
+                        Some("oauth_profile"),
+                        format!("connection '{name}' names oauth-profile '{profile}', which does not exist"),
+                    ),
+                    Some(p)
+                        if p.grant == Grant::Password
+                            && c.authentication == Authentication::Oauth
+                            && (c.user.is_none() || c.password.is_none()) =>
+                    {
+                        push(
+                            RULE_AUTH,
+                            kind,
+                            name,
+                            Some("oauth_profile"),
+                            format!(
+                                "connection '{name}' uses oauth-profile '{profile}' with the password grant but lacks a user or a password source"
+                            ),
+                        )
+                    }
+                    Some(_) => {}
+                }
+            }
+            if c.mutual_auth && c.protocol_profile.is_none() {
+                push(
+                    RULE_AUTH,
+                    kind,
+                    name,
+                    Some("mutual_auth"),
+                    format!("connection '{name}' has mutual_auth on but names no protocol_profile"),
+                );
+            }
+            if !c.mutual_auth && c.protocol_profile.is_some() {
+                push(
+                    RULE_AUTH,
+                    kind,
+                    name,
+                    Some("protocol_profile"),
+                    format!("connection '{name}' names a protocol_profile but mutual_auth is off"),
+                );
+            }
+            let refs = [
+                (
+                    c.protocol_profile.as_deref(),
+                    RecordKind::ProtocolProfile,
+                    "protocol_profile",
+                ),
+                (c.mid_server.as_deref(), RecordKind::MidServer, "mid_server"),
+                (
+                    c.inbound_user.as_deref(),
+                    RecordKind::InboundUser,
+                    "inbound_user",
+                ),
+            ];
+            for (target, target_kind, field) in refs {
+                if let Some(target) = target
+                    && !self.contains(target_kind, target)
+                {
+                    push(
+                        RULE_REFERENCE,
+                        kind,
+                        name,
+                        Some(field),
+                        format!("connection '{name}' names {target_kind} '{target}', which does not exist"),
+                    );
+                }
+            }
+            for key in c.variables.keys() {
+                if key.is_empty() {
+                    push(
+                        "variables: names are not empty",
+                        kind,
+                        name,
+                        Some("variables"),
+                        format!("connection '{name}' has a variable with an empty name"),
+                    );
+                }
+            }
+            if c.active {
+                if let Some(other) = active_by_integration.insert(&c.integration, name) {
+                    push(
+                        RULE_ONE_ACTIVE,
+                        kind,
+                        name,
+                        Some("active"),
+                        format!(
+                            "connections '{other}' and '{name}' of integration '{}' are both active",
+                            c.integration
+                        ),
+                    );
+                }
+                if let Some(user) = c.inbound_user.as_deref()
+                    && let Some(other) = active_by_inbound.insert(user, name)
+                {
+                    push(
+                        RULE_INBOUND,
+                        kind,
+                        name,
+                        Some("inbound_user"),
+                        format!(
+                            "inbound-user '{user}' is on two active connections: '{other}' and '{name}'"
+                        ),
+                    );
+                }
+            }
+        }
+        for (name, p) in &self.oauth_profile {
+            if let Err(message) = check_http_url(&p.token_url) {
+                push(RULE_URL, RecordKind::OauthProfile, name, Some("token_url"), message);
+            }
+            if p.client_id.trim().is_empty() {
+                push(
+                    "oauth profiles need a client_id",
+                    RecordKind::OauthProfile,
+                    name,
+                    Some("client_id"),
+                    format!("oauth-profile '{name}' has an empty client_id"),
+                );
+            }
+        }
+        for (name, m) in &self.mid_server {
+            if let Err(message) = check_http_url(&m.url) {
+                push(RULE_URL, RecordKind::MidServer, name, Some("url"), message);
+            }
+            if m.password.is_some() && m.user.is_none() {
+                push(
+                    "mid servers with a password need a user",
+                    RecordKind::MidServer,
+                    name,
+                    Some("password"),
+                    format!("mid-server '{name}' has a password source but no user"),
+                );
+            }
+        }
+        out
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("a"));
+        assert!(is_valid_name("incident-sync.prod_2"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("-a"));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name(&"a".repeat(65)));
+        assert!(is_valid_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn environments_are_case_insensitive() {
+        assert_eq!(
+            "Pre-Production".parse::<Environment>(),
+            Ok(Environment::PreProduction)
+        );
+        assert!("prod".parse::<Environment>().is_err());
+    }
+
+    #[test]
+    fn secret_sources_round_trip() {
+        for text in ["keyring", "env:PW", "file:/tmp/x", "cmd:pass show x"] {
+            let source: SecretSource = text.parse().unwrap();
+            assert_eq!(source.to_string(), text);
+        }
+        let err = "hunter2".parse::<SecretSource>().unwrap_err();
+        assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_http_url("https://a.example/x").is_ok());
+        assert!(check_http_url("api.example.com/x").is_err());
+        assert!(check_http_url("ftp://a.example").is_err());
+    }
+}
