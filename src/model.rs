@@ -457,7 +457,7 @@ impl Store {
             .filter(move |(_, c)| c.integration == integration)
     }
 
-    pub fn active_connection_of(&self, integration: &str) -> Option<&str> {
+    pub fn active_connection_of<'a>(&'a self, integration: &'a str) -> Option<&'a str> {
         self.connections_of(integration)
             .find(|(_, c)| c.active)
             .map(|(n, _)| n.as_str())
