@@ -1,1 +1,3 @@
+//! End-to-end tests through the connctl binary. One test binary, one module per area.
 
+mod support;
