@@ -2,4 +2,5 @@
 
 pub mod error;
 pub mod model;
+pub mod outbound;
 pub mod secrets;
