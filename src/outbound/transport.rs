@@ -315,9 +315,10 @@ fn handshake_error(e: &std::io::Error, host: &str, seen: &Observed, route: &Rout
             "{host} closed the connection during the TLS handshake"
         ))
         .with_hint("the server may not speak TLS on this port, or refused this client"),
-        K::ConnectionReset => Error::tls(format!(
+        K::ConnectionReset => Error::network(format!(
             "{host} reset the connection during the TLS handshake"
-        )),
+        ))
+        .with_hint("a firewall or the server dropped the connection; retry, or check the port"),
         _ => Error::tls(format!("TLS handshake with {host} failed")).with_source(e),
     }
 }
