@@ -322,6 +322,15 @@ impl CertSummary {
             .unwrap_or(0);
         (self.not_after - now).div_euclid(86_400)
     }
+
+    /// Whole days since expiry (0 on the day it expired).
+    pub fn days_expired(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        (now - self.not_after).div_euclid(86_400).max(0)
+    }
 }
 
 pub fn cert_summary(der: &CertificateDer<'_>) -> Option<CertSummary> {
@@ -389,7 +398,7 @@ pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bo
                 "add the CA with --ca-bundle (connection) or to the protocol profile's CA bundle",
             ),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                let days = server.as_ref().map(|c| -c.days_left()).unwrap_or(0).max(0);
+                let days = server.as_ref().map(|c| c.days_expired()).unwrap_or(0);
                 let ago = match days {
                     0 => "today".to_string(),
                     1 => "1 day ago".to_string(),

@@ -242,7 +242,15 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         finish_http(result, trace, started, req, &host, &seen, route)
     } else {
         let started = Instant::now();
-        let result = http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        let mut result =
+            http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        // Through a proxy, a 407 is the proxy's answer, not the endpoint's.
+        if let (Ok(r), Some(p)) = (&result, proxy)
+            && r.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            && let Err(e) = proxy_reply(p, &target, 407, "Proxy Authentication Required")
+        {
+            result = Err((None, e));
+        }
         let _ = addr;
         finish_http(
             result,
@@ -280,13 +288,14 @@ fn connect_error(e: &std::io::Error, what: &str, proxy: Option<&Proxy>) -> Error
 fn proxy_reply(p: &Proxy, target: &str, status: u16, reason: &str) -> Result<()> {
     match status {
         200..=299 => Ok(()),
-        407 => {
+        // tinyproxy, among others, answers 401 to wrong credentials and 407 to none.
+        401 | 407 => {
             let who = if p.is_mid {
                 "the MID server"
             } else {
                 "the proxy"
             };
-            let err = Error::auth(format!("{who} refused the credentials (407)"));
+            let err = Error::auth(format!("{who} refused the credentials ({status})"));
             Err(if p.user.is_none() {
                 err.with_hint(format!("the {} has no user; set one", p.label))
             } else {

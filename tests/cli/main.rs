@@ -1,3 +1,5 @@
 //! End-to-end tests through the connctl binary. One test binary, one module per area.
 
+mod outbound;
+mod outbound_servers;
 mod support;
