@@ -1,5 +1,6 @@
 //! End-to-end tests through the connctl binary. One test binary, one module per area.
 
 mod outbound;
+mod outbound_oauth;
 mod outbound_servers;
 mod support;

@@ -10,13 +10,13 @@ use serde_json::Value;
 use crate::outbound_servers::*;
 use crate::support::{Run, TestEnv};
 
-const STORE_ID: &str = "0b7f3c52-6d43-4c4e-9a57-1f2e7c1b0a11";
-
 /// A test environment with its servers' runtime and a private PKI.
 pub struct Fixture {
     pub env: TestEnv,
     pub rt: tokio::runtime::Runtime,
     pub pki: Pki,
+    /// Unique per test, so keyring entries of tests running at once never meet.
+    pub store_id: String,
 }
 
 impl Fixture {
@@ -27,13 +27,16 @@ impl Fixture {
             env,
             rt: runtime(),
             pki,
+            store_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 
     /// Writes the store: the header, integration `inc`, and `records` (TOML).
     pub fn store(&self, records: &str) {
-        let text =
-            format!("version = 1\nstore_id = \"{STORE_ID}\"\n\n[integration.inc]\n\n{records}");
+        let text = format!(
+            "version = 1\nstore_id = \"{}\"\n\n[integration.inc]\n\n{records}",
+            self.store_id
+        );
         crate::support::write(&self.env.store, &text);
     }
 
@@ -111,13 +114,13 @@ impl Fixture {
 }
 
 /// A connection table with auth none.
-fn conn(name: &str, url: &str, extra: &str) -> String {
+pub fn conn(name: &str, url: &str, extra: &str) -> String {
     format!(
         "[connection.\"{name}\"]\nintegration = \"inc\"\nenvironment = \"test\"\nendpoint_url = \"{url}\"\n{extra}\n\n"
     )
 }
 
-fn stage<'a>(json: &'a Value, name: &str) -> &'a Value {
+pub fn stage<'a>(json: &'a Value, name: &str) -> &'a Value {
     json["stages"]
         .as_array()
         .expect("stages")
@@ -126,7 +129,7 @@ fn stage<'a>(json: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no stage {name} in {json:#}"))
 }
 
-fn stage_names(json: &Value) -> Vec<String> {
+pub fn stage_names(json: &Value) -> Vec<String> {
     json["stages"]
         .as_array()
         .unwrap()
@@ -135,7 +138,7 @@ fn stage_names(json: &Value) -> Vec<String> {
         .collect()
 }
 
-fn detail(json: &Value, name: &str) -> String {
+pub fn detail(json: &Value, name: &str) -> String {
     stage(json, name)["detail"].as_str().unwrap().to_string()
 }
 
@@ -641,7 +644,7 @@ fn production_needs_confirmation_and_inactive_connections_warn() {
     );
 }
 
-fn mid_records(f: &Fixture, proxy: &Tinyproxy, url: &str, extra: &str) -> String {
+pub fn mid_records(f: &Fixture, proxy: &Tinyproxy, url: &str, extra: &str) -> String {
     format!(
         "{}[mid_server.mid]\nurl = \"{}\"\nuser = \"{}\"\npassword = \"env:MID_PW\"\n\n",
         conn(
