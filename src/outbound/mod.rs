@@ -492,6 +492,7 @@ impl Outbound {
             },
             mutual_auth: conn.mutual_auth,
             timeout: spec.timeout,
+            connection: target.name.clone(),
         };
 
         let (basic, owner) = match conn.authentication {
@@ -530,6 +531,7 @@ impl Outbound {
                         },
                         mutual_auth: false,
                         timeout: spec.timeout,
+                        connection: target.name.clone(),
                     },
                 })
             }

@@ -383,7 +383,13 @@ pub fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'
 }
 
 /// Explains a failed TLS exchange with `host`, given what the handshake showed.
-pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bool) -> Error {
+pub fn explain(
+    tls: &rustls::Error,
+    host: &str,
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+) -> Error {
     let server = seen.server_cert();
     let issuer = server
         .as_ref()
@@ -422,7 +428,7 @@ pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bo
             CertificateError::Revoked => Error::tls("server certificate has been revoked"),
             other => Error::tls(format!("server certificate was refused: {other:?}")),
         },
-        rustls::Error::AlertReceived(alert) => explain_alert(*alert, seen, mutual_auth),
+        rustls::Error::AlertReceived(alert) => explain_alert(*alert, seen, mutual_auth, connection),
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             Error::tls(format!(
                 "{host} did not answer with TLS: the server may speak plain HTTP"
@@ -437,7 +443,12 @@ pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bo
     }
 }
 
-fn explain_alert(alert: AlertDescription, seen: &Observed, mutual_auth: bool) -> Error {
+fn explain_alert(
+    alert: AlertDescription,
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+) -> Error {
     let client_cert_alert = matches!(
         alert,
         AlertDescription::CertificateRequired
@@ -458,7 +469,7 @@ fn explain_alert(alert: AlertDescription, seen: &Observed, mutual_auth: bool) ->
             "the server requires a client certificate and the connection has mutual auth off"
         };
         return Error::tls(message)
-            .with_hint("turn on mutual auth with a protocol profile: connctl connection edit NAME --mutual-auth --protocol-profile PROFILE")
+            .with_hint(format!("turn on mutual auth with a protocol profile: connctl connection edit {connection} --mutual-auth --protocol-profile PROFILE"))
             .with_cause(format!("the server sent the TLS alert {alert:?}"));
     }
     if client_cert_alert && seen.sent() {

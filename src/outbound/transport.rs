@@ -35,6 +35,8 @@ pub struct Route {
     /// Whether the connection has mutual auth on, to explain a client-certificate refusal.
     pub mutual_auth: bool,
     pub timeout: Duration,
+    /// The connection's name, for hints ("connctl connection edit NAME ...").
+    pub connection: String,
 }
 
 /// The answer, whatever its status.
@@ -164,7 +166,11 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         Ok(Ok(pair)) => Ok(pair),
     };
     let (mut stream, addr) = trace.record(Stage::Tcp, started, connected, |(_, addr)| {
-        format!("connected to {what} ({addr})")
+        if what.ends_with(&addr.to_string()) {
+            format!("connected to {what}")
+        } else {
+            format!("connected to {what} ({addr})")
+        }
     })?;
 
     // Proxy: a CONNECT tunnel for https; absolute-form requests for http.
@@ -316,7 +322,7 @@ fn proxy_reply(p: &Proxy, target: &str, status: u16, reason: &str) -> Result<()>
 
 fn handshake_error(e: &std::io::Error, host: &str, seen: &Observed, route: &Route) -> Error {
     if let Some(tls_err) = tls::rustls_error(e) {
-        return tls::explain(tls_err, host, seen, route.mutual_auth);
+        return tls::explain(tls_err, host, seen, route.mutual_auth, &route.connection);
     }
     use std::io::ErrorKind as K;
     match e.kind() {
@@ -494,7 +500,13 @@ fn classify_http_error(
     route: &Route,
 ) -> HttpFailure {
     if let Some(tls_err) = tls::rustls_error(e) {
-        return HttpFailure::Tls(tls::explain(tls_err, host, seen, route.mutual_auth));
+        return HttpFailure::Tls(tls::explain(
+            tls_err,
+            host,
+            seen,
+            route.mutual_auth,
+            &route.connection,
+        ));
     }
     let io = {
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
