@@ -426,6 +426,14 @@ pub fn explain(
                     .with_hint("check the host name in the endpoint URL")
             }
             CertificateError::Revoked => Error::tls("server certificate has been revoked"),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                Error::tls(
+                    "server certificate is not meant for a TLS server (its extended key usage)",
+                )
+            }
+            CertificateError::BadSignature => Error::tls(format!(
+                "server certificate's signature does not verify against its issuer {issuer}"
+            )),
             other => Error::tls(format!("server certificate was refused: {other:?}")),
         },
         rustls::Error::AlertReceived(alert) => explain_alert(*alert, seen, mutual_auth, connection),
