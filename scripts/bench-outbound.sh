@@ -22,9 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The keyring lives in a private session bus, as in the tests.
+[ -n "${BENCH_IN_SESSION:-}" ] || cargo build --release --quiet
+
+# The keyring lives in a private session bus, as in the tests. gnome-keyring
+# keeps its keyrings under HOME: a fresh one, so the login password below
+# creates and unlocks it.
 if [ -z "${BENCH_IN_SESSION:-}" ]; then
     export BENCH_IN_SESSION=1
+    HOME=$(mktemp -d)
+    export HOME XDG_DATA_HOME="$HOME/.local/share" BENCH_HOME="$HOME"
     exec dbus-run-session -- bash -c \
         'printf %s bench-login | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null; exec bash "$0" "$@"' \
         "$0" "$@"
@@ -32,8 +38,6 @@ fi
 
 RUNS=${RUNS:-60}
 CONNECTIONS=${CONNECTIONS:-200}
-
-cargo build --release --quiet
 connctl="$PWD/target/release/connctl"
 
 work=$(mktemp -d)
@@ -41,12 +45,11 @@ chmod 755 "$work"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
+    rm -rf "$work" "${BENCH_HOME:-}"
 }
 trap cleanup EXIT
-export HOME="$work/home" CONNCTL_STORE="$work/store.toml" NO_COLOR=1
+export CONNCTL_STORE="$work/store.toml" NO_COLOR=1
 unset HTTPS_PROXY https_proxy HTTP_PROXY http_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
-mkdir -p "$HOME"
 
 # --- a private PKI ------------------------------------------------------
 cd "$work"
@@ -64,7 +67,7 @@ issue client bench-client "extendedKeyUsage=clientAuth"
 
 # --- servers: mTLS with Basic auth, and plain TLS, both thread-per-connection --
 cat > server.py <<'PY'
-import base64, http.server, socketserver, ssl, sys
+import base64, http.server, socket, socketserver, ssl, sys
 port_file, cert, key, ca, mode = sys.argv[1:6]
 expected = "Basic " + base64.b64encode(b"svc:svcpass").decode()
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -77,11 +80,11 @@ if mode == "mtls":
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def reply(self, status, body):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # One write: a status line and headers apart from the body would meet
+        # Nagle and delayed ACKs (40 ms per request for any client).
+        head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+            status, self.responses[status][0], len(body))
+        self.wfile.write(head.encode() + body)
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         ok = mode != "mtls" or self.headers.get("Authorization") == expected
@@ -96,6 +99,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 1024
     def process_request_thread(self, request, client_address):
         try:
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             request = ctx.wrap_socket(request, server_side=True)
         except Exception:
             self.shutdown_request(request)
@@ -154,6 +158,10 @@ curl_cmd="curl -sS --fail -o /dev/null --proxy http://127.0.0.1:$proxy_port --pr
 $curl_cmd
 tunnels=$(grep -c "CONNECT localhost:$mtls_port" proxy/tinyproxy.log || true)
 [ "$tunnels" -ge 2 ] || { echo "bench: the proxy log shows $tunnels tunnels, expected 2" >&2; exit 1; }
+
+echo "== where a connctl exchange spends its time (one connection test)"
+"$connctl" connection test bench.send
+"$connctl" connection test bench.send
 
 echo "== send: connctl vs curl (Basic auth + mTLS POST through tinyproxy; connctl secrets: $source_note)"
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json send.json \

@@ -388,62 +388,66 @@ impl Outbound {
         let started = Instant::now();
         let conn = &target.connection;
         let mut used = Vec::new();
+        // Each keyring lookup is a D-Bus round trip: resolve them all at once.
         let secrets = async {
             let needs_password = conn.authentication == Authentication::Basic
                 || target
                     .oauth
                     .as_ref()
                     .is_some_and(|(_, p)| p.grant == Grant::Password);
-            let basic_or_owner = if needs_password {
-                let user = conn.user.clone().ok_or_else(|| {
+            let mut wanted: Vec<(&'static str, SecretSource, SecretRef)> = Vec::new();
+            let mut user = None;
+            if needs_password {
+                user = Some(conn.user.clone().ok_or_else(|| {
                     Error::invalid(format!("connection '{}' has no user", target.name))
-                })?;
+                })?);
                 let source = conn.password.clone().ok_or_else(|| {
                     Error::secret(format!(
                         "connection '{}' has no password source",
                         target.name
                     ))
                 })?;
-                used.push(format!("connection password ({source})"));
                 let at = secret_ref(target, RecordKind::Connection, &target.name, "password");
-                let password = resolve(source, at).await.map_err(|e| Error {
-                    message: format!("connection password: {}", e.message),
-                    ..e
-                })?;
-                Some((user, password))
-            } else {
-                None
+                wanted.push(("connection password", source, at));
+            }
+            if let Some((name, profile)) = &target.oauth
+                && let Some(source) = &profile.client_secret
+            {
+                let at = secret_ref(target, RecordKind::OauthProfile, name, "client_secret");
+                wanted.push(("OAuth client secret", source.clone(), at));
+            }
+            if let Some((name, mid)) = &target.mid
+                && let Some(source) = &mid.password
+            {
+                let at = secret_ref(target, RecordKind::MidServer, name, "password");
+                wanted.push(("MID server password", source.clone(), at));
+            }
+            let mut pending = Vec::new();
+            for (what, source, at) in &wanted {
+                used.push(format!("{what} ({source})"));
+                let (source, at) = (source.clone(), at.clone());
+                pending.push(tokio::spawn(resolve(source, at)));
+            }
+            let mut values = std::collections::HashMap::new();
+            for ((what, _, _), task) in wanted.iter().zip(pending) {
+                let value = task
+                    .await
+                    .map_err(|e| Error::secret("reading a secret did not finish").with_cause(e))?
+                    .map_err(|e| Error {
+                        message: format!("{what}: {}", e.message),
+                        ..e
+                    })?;
+                values.insert(*what, value);
+            }
+            let basic_or_owner = match (user, values.remove("connection password")) {
+                (Some(user), Some(password)) => Some((user, password)),
+                _ => None,
             };
-            let client_secret = match &target.oauth {
-                Some((name, profile)) => match &profile.client_secret {
-                    Some(source) => {
-                        used.push(format!("client secret of '{name}' ({source})"));
-                        let at =
-                            secret_ref(target, RecordKind::OauthProfile, name, "client_secret");
-                        Some(resolve(source.clone(), at).await.map_err(|e| Error {
-                            message: format!("OAuth client secret: {}", e.message),
-                            ..e
-                        })?)
-                    }
-                    None => None,
-                },
-                None => None,
-            };
-            let mid_password = match &target.mid {
-                Some((name, mid)) => match &mid.password {
-                    Some(source) => {
-                        used.push(format!("MID server password ({source})"));
-                        let at = secret_ref(target, RecordKind::MidServer, name, "password");
-                        Some(resolve(source.clone(), at).await.map_err(|e| Error {
-                            message: format!("MID server password: {}", e.message),
-                            ..e
-                        })?)
-                    }
-                    None => None,
-                },
-                None => None,
-            };
-            Ok::<_, Error>((basic_or_owner, client_secret, mid_password))
+            Ok::<_, Error>((
+                basic_or_owner,
+                values.remove("OAuth client secret"),
+                values.remove("MID server password"),
+            ))
         }
         .await;
         let (basic_or_owner, client_secret, mid_password) =
