@@ -38,6 +38,7 @@ fi
 
 RUNS=${RUNS:-60}
 CONNECTIONS=${CONNECTIONS:-200}
+SERVERS=${SERVERS:-4}
 connctl="$PWD/target/release/connctl"
 
 work=$(mktemp -d)
@@ -112,7 +113,11 @@ with open(port_file, "w") as f:
 server.serve_forever()
 PY
 python3 server.py mtls.port server.pem server.key ca.pem mtls & pids+=($!)
-python3 server.py tls.port server.pem server.key ca.pem tls & pids+=($!)
+# The many-connection figure spreads its endpoints over a few server processes,
+# as real connections reach different remote systems.
+for k in $(seq "$SERVERS"); do
+    python3 server.py "tls$k.port" server.pem server.key ca.pem tls & pids+=($!)
+done
 
 mkdir -p proxy && chmod 777 proxy
 proxy_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -128,10 +133,12 @@ PidFile "$work/proxy/tinyproxy.pid"
 EOF
 tinyproxy -d -c proxy/tinyproxy.conf >/dev/null 2>&1 & pids+=($!)
 for _ in $(seq 100); do
-    [ -s mtls.port ] && [ -s tls.port ] && (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
+    [ -s mtls.port ] && [ -s "tls$SERVERS.port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
     sleep 0.05
 done
-mtls_port=$(cat mtls.port); tls_port=$(cat tls.port)
+mtls_port=$(cat mtls.port)
+tls_ports=()
+for k in $(seq "$SERVERS"); do tls_ports+=("$(cat "tls$k.port")"); done
 
 # --- the store: secrets in the keyring ----------------------------------
 "$connctl" -q integration add bench
@@ -177,14 +184,14 @@ PY
 # --- connection test --all over many loopback TLS endpoints ----------------
 for i in $(seq -w 1 "$CONNECTIONS"); do
     "$connctl" -q connection add "t$i" --integration bench --env test \
-        --url "https://localhost:$tls_port/health/$i" --ca-bundle ca.pem
+        --url "https://localhost:${tls_ports[$((10#$i % SERVERS))]}/health/$i" --ca-bundle ca.pem
 done
 cat > loop.sh <<EOF
 for i in \$(seq -w 1 $CONNECTIONS); do "$connctl" connection test "t\$i" >/dev/null || exit 1; done
 EOF
 # Only the t* connections: the mTLS one goes through the proxy and is not part of this figure.
 "$connctl" -q connection remove bench.send
-echo "== connection test --all over $CONNECTIONS connections vs a sequential loop"
+echo "== connection test --all over $CONNECTIONS connections ($SERVERS TLS servers) vs a sequential loop"
 hyperfine -N --warmup 1 --runs 5 --export-json all.json \
     -n "test --all" "$connctl connection test --all" \
     -n "sequential loop" "bash loop.sh"

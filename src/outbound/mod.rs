@@ -3,6 +3,7 @@
 
 pub mod oauth;
 pub mod proxy;
+mod quickack;
 pub mod tls;
 pub mod transport;
 

@@ -3,8 +3,7 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::secrets::Secret;
@@ -202,8 +201,8 @@ pub struct ConnectReply {
 }
 
 /// Sends `CONNECT host:port` and reads the proxy's status line and headers.
-pub async fn connect(
-    stream: &mut TcpStream,
+pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     proxy: &Proxy,
     host: &str,
     port: u16,

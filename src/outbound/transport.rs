@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::proxy::{self, Proxy};
+use super::quickack::QuickAck;
 use super::tls::{self, Observed, TlsSettings};
 use super::{Stage, Trace};
 use crate::error::{Error, ErrorKind, Result};
@@ -149,7 +150,7 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
             match TcpStream::connect(addr).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    return Ok((stream, *addr));
+                    return Ok((QuickAck(stream), *addr));
                 }
                 Err(e) => last = Some(e),
             }
