@@ -18,6 +18,10 @@ struct Idp {
 
 impl Idp {
     fn new(expires_in: u64) -> Idp {
+        assert!(
+            std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+            "the OAuth token cache lives in the keyring: run `scripts/test.sh --test cli outbound`"
+        );
         let f = Fixture::new();
         let state = OauthState::new(expires_in);
         let server = f.server(oauth_handler(state.clone()));
