@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use connctl::cli::Cli;
 use connctl::commands::{self, Context};
@@ -10,6 +10,8 @@ use connctl::error::{Error, ErrorKind};
 use connctl::output::{self, Printer};
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash connctl -- WORDS...` (the completion scripts' callback) ends here.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
