@@ -11,7 +11,9 @@ use connctl::output::{self, Printer};
 
 fn main() -> ExitCode {
     // `COMPLETE=bash connctl -- WORDS...` (the completion scripts' callback) ends here.
-    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .shells(connctl::commands::completions::SHELLS)
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -11,7 +11,7 @@ use clap::CommandFactory;
 use clap_complete::engine::{
     ArgValueCandidates, ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter as _,
 };
-use clap_complete::env::Shells;
+use clap_complete::env::{Elvish, EnvCompleter, Fish, Powershell, Shells, Zsh};
 use clap_mangen::roff::{Roff, bold, roman};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -43,8 +43,7 @@ pub fn run(ctx: &Context, args: CompletionsArgs) -> Result<()> {
 /// `COMPLETE=SHELL connctl` prints when connctl is run from `PATH`.
 pub fn registration_script(shell: clap_complete::Shell) -> Result<Vec<u8>> {
     let name = shell.to_string();
-    let shells = Shells::builtins();
-    let completer = shells
+    let completer = SHELLS
         .completer(&name)
         .ok_or_else(|| Error::usage(format!("no completion support for {name}")))?;
     let mut buf = Vec::new();
@@ -52,6 +51,66 @@ pub fn registration_script(shell: clap_complete::Shell) -> Result<Vec<u8>> {
         .write_registration(COMPLETE_VAR, COMPLETER, COMPLETER, COMPLETER, &mut buf)
         .map_err(|e| Error::failed("cannot write the completion script").with_source(&e))?;
     Ok(buf)
+}
+
+/// The shells `COMPLETE=SHELL` knows: clap_complete's, with bash's
+/// registration replaced by one that copes with `--flag=value`.
+pub const SHELLS: Shells<'static> = Shells(&[&Bash, &Elvish, &Fish, &Powershell, &Zsh]);
+
+/// Bash: clap_complete's protocol, with a registration script that joins the
+/// words bash splits at `=` and `:` (COMP_WORDBREAKS) before calling back,
+/// so `--store=PATH` and `--env=pro<TAB>` work (clap-rs/clap#3920, #6280).
+#[derive(Debug, Clone, Copy)]
+pub struct Bash;
+
+const BASH_REGISTRATION: &str = include_str!("completions.bash");
+
+impl EnvCompleter for Bash {
+    fn name(&self) -> &'static str {
+        "bash"
+    }
+
+    fn is(&self, name: &str) -> bool {
+        name == "bash"
+    }
+
+    fn write_registration(
+        &self,
+        var: &str,
+        _name: &str,
+        bin: &str,
+        completer: &str,
+        buf: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let script = BASH_REGISTRATION
+            .replace("@VAR@", var)
+            .replace("@COMPLETER@", &sh_quote(completer))
+            .replace("@BIN@", &sh_quote(bin));
+        buf.write_all(script.as_bytes())
+    }
+
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&Path>,
+        buf: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        clap_complete::env::Bash.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+/// A word for sh: as is when it is plain, else single-quoted.
+fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 // ----- record names, read while completing ---------------------------------
