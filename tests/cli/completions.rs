@@ -236,14 +236,6 @@ fn assert_offers(offered: &[String], expected: &[&str]) {
     }
 }
 
-#[track_caller]
-fn assert_not_offered(offered: &[String], name: &str) {
-    assert!(
-        !offered.iter().any(|o| o == name),
-        "{name} is offered but should not be; offered: {offered:?}"
-    );
-}
-
 fn without_flags(offered: Vec<String>) -> Vec<String> {
     offered
         .into_iter()
