@@ -245,7 +245,8 @@ impl StoreNames {
                     if hint.active {
                         help.push_str(" (active)");
                     }
-                    CompletionCandidate::new(name).help(Some(help.into()))
+                    let help = (!help.is_empty()).then(|| help.trim_start().to_string().into());
+                    CompletionCandidate::new(name).help(help)
                 })
                 .collect(),
             RecordKind::OauthProfile => plain(self.oauth_profile),

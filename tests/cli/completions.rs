@@ -123,47 +123,17 @@ printf '%s\n' "${COMPREPLY[@]}"
     lines(cmd).into_iter().filter(|l| !l.is_empty()).collect()
 }
 
-/// What zsh offers: sources completions/_connctl, then calls the function it
-/// registered with `compdef`, with `words` and `CURRENT` set as the
-/// completion system sets them. `_describe` (which needs a live completion
-/// widget) is replaced by one that prints the candidates it is given.
+/// What zsh's completion system offers for `line`<TAB> with
+/// completions/_connctl loaded: tests/cli/zsh_capture.zsh runs an
+/// interactive zsh on a pseudo-terminal with compinit and records the
+/// matches. `timeout` only keeps a broken script from hanging the suite.
 fn zsh(env: &TestEnv, line: &str) -> Vec<String> {
-    const DRIVER: &str = r#"
-compdef() { registered=("$@") }
-_describe() {
-    local name
-    for name in "$@"; do
-        [[ $name == (values|-*|/) ]] && continue
-        (( ${(P)+name} )) && print -rl -- "${(@P)name}"
-    done
-}
-source "$1" || exit 1
-shift
-[[ $registered[2] == connctl ]] || { print -u2 "not registered for connctl: $registered"; exit 1 }
-words=("$@")
-CURRENT=$#words
-$registered[1]
-"#;
-    let mut cmd = program(env, "zsh");
-    cmd.args(["-f", "-c", DRIVER, "zsh"])
+    let mut cmd = program(env, "timeout");
+    cmd.args(["120", "zsh", "-f"])
+        .arg(repo().join("tests/cli/zsh_capture.zsh"))
         .arg(script("_connctl"))
-        .args(line.split(' '));
-    // zsh escapes ':' in values and appends ":help".
+        .arg(line);
     lines(cmd)
-        .into_iter()
-        .map(|l| {
-            let mut value = String::new();
-            let mut chars = l.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    ':' => break,
-                    c => value.push(c),
-                }
-            }
-            value
-        })
-        .collect()
 }
 
 /// What fish offers: sources completions/connctl.fish and asks fish itself
@@ -471,6 +441,10 @@ fn zsh_completes_subcommands_names_and_environments() {
     let env = store_with_connections();
     assert_eq!(zsh(&env, "connctl conn"), ["connection"]);
     assert_eq!(zsh(&env, "connctl connection list --env "), ENVIRONMENTS);
+    assert_eq!(
+        zsh(&env, "connctl connection list --env=s"),
+        ["--env=sandbox"]
+    );
     add_connection(&env, "incident-sync.sandbox");
     assert_eq!(
         without_flags(zsh(&env, "connctl connection activate ")),
