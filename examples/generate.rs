@@ -19,8 +19,8 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(changed) => {
-                for path in changed {
-                    eprintln!("wrote {}", path.display());
+                for line in changed {
+                    eprintln!("{line}");
                 }
                 ExitCode::SUCCESS
             }

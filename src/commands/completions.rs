@@ -471,8 +471,8 @@ fn definition(line: &str) -> Option<(&str, &str)> {
 }
 
 /// Writes every generated file under `root` and removes the stale ones.
-/// Returns the paths that changed.
-pub fn write_generated(root: &Path) -> Result<Vec<PathBuf>> {
+/// Returns what changed, one line per file ("wrote PATH", "removed PATH").
+pub fn write_generated(root: &Path) -> Result<Vec<String>> {
     let files = generated_files()?;
     let mut changed = Vec::new();
     for file in &files {
@@ -484,11 +484,11 @@ pub fn write_generated(root: &Path) -> Result<Vec<PathBuf>> {
             std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }
         std::fs::write(&path, &file.content).map_err(|e| io_error(&path, e))?;
-        changed.push(file.path.clone());
+        changed.push(format!("wrote {}", file.path.display()));
     }
     for stale in stale_files(root, &files) {
         std::fs::remove_file(root.join(&stale)).map_err(|e| io_error(&stale, e))?;
-        changed.push(stale);
+        changed.push(format!("removed {}", stale.display()));
     }
     Ok(changed)
 }
