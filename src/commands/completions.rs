@@ -160,8 +160,8 @@ pub fn at_file() -> ArgValueCompleter {
 }
 
 /// The names of one kind of record in the store the command line being
-/// completed points at. Never fails: an unreadable or broken store offers
-/// nothing, and the shell falls back to its own completion.
+/// completed points at. Never fails and prints nothing: an unreadable or
+/// broken store offers no names.
 pub fn record_names(kind: RecordKind) -> Vec<CompletionCandidate> {
     let Some(path) = completion_store_path(std::env::args_os().collect()) else {
         return Vec::new();
@@ -192,8 +192,9 @@ pub fn names_in(path: &Path, kind: RecordKind) -> Vec<CompletionCandidate> {
 }
 
 /// The names of `kind` from a store as connctl writes it: standard tables,
-/// one single-line `key = value` each. About twenty times faster than the
-/// TOML parser on a big store (a TAB should not wait); None on anything else
+/// one single-line `key = value` each. About four times faster than the
+/// TOML parser on a big store (30 ms against 110 ms for 10,000 connections,
+/// a TAB should not wait); None on anything else
 /// (multi-line strings, dotted keys, `[connection]` tables, ...), and the
 /// caller parses the TOML.
 fn scan_names(text: &str, kind: RecordKind) -> Option<StoreNames> {
