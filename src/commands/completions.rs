@@ -11,7 +11,7 @@ use clap::CommandFactory;
 use clap_complete::engine::{
     ArgValueCandidates, ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter as _,
 };
-use clap_complete::env::{Elvish, EnvCompleter, Fish, Powershell, Shells, Zsh};
+use clap_complete::env::{Elvish, EnvCompleter, Fish, Powershell, Shells};
 use clap_mangen::roff::{Roff, bold, roman};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -54,7 +54,8 @@ pub fn registration_script(shell: clap_complete::Shell) -> Result<Vec<u8>> {
 }
 
 /// The shells `COMPLETE=SHELL` knows: clap_complete's, with bash's
-/// registration replaced by one that copes with `--flag=value`.
+/// registration replaced by one that copes with `--flag=value`, and zsh's
+/// completing from the first TAB when installed on `fpath`.
 pub const SHELLS: Shells<'static> = Shells(&[&Bash, &Elvish, &Fish, &Powershell, &Zsh]);
 
 /// Bash: clap_complete's protocol, with a registration script that joins the
@@ -97,6 +98,54 @@ impl EnvCompleter for Bash {
         buf: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
         clap_complete::env::Bash.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+/// Zsh: clap_complete's script, which registers its function with `compdef`.
+/// Installed on `fpath` as `_connctl`, the file itself is the completion
+/// function: its first run (the first TAB) only registered and offered
+/// nothing. Now it completes right away when run that way.
+#[derive(Debug, Clone, Copy)]
+pub struct Zsh;
+
+impl EnvCompleter for Zsh {
+    fn name(&self) -> &'static str {
+        "zsh"
+    }
+
+    fn is(&self, name: &str) -> bool {
+        name == "zsh"
+    }
+
+    fn write_registration(
+        &self,
+        var: &str,
+        name: &str,
+        bin: &str,
+        completer: &str,
+        buf: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut script = Vec::new();
+        clap_complete::env::Zsh.write_registration(var, name, bin, completer, &mut script)?;
+        let script = String::from_utf8_lossy(&script);
+        let function = format!("_clap_dynamic_completer_{}", name.replace('-', "_"));
+        let register = format!("compdef {function} {}", sh_quote(bin));
+        let dispatch = format!(
+            "if [[ ${{funcstack[1]}} == _{bin} ]]; then\n    \
+             # Autoloaded from fpath as the completion function itself: complete now.\n    \
+             {register}\n    {function} \"$@\"\nelse\n    {register}\nfi"
+        );
+        buf.write_all(script.replacen(&register, &dispatch, 1).as_bytes())
+    }
+
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&Path>,
+        buf: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
     }
 }
 

@@ -128,10 +128,15 @@ printf '%s\n' "${COMPREPLY[@]}"
 /// interactive zsh on a pseudo-terminal with compinit and records the
 /// matches. `timeout` only keeps a broken script from hanging the suite.
 fn zsh(env: &TestEnv, line: &str) -> Vec<String> {
+    zsh_loading(env, &script("_connctl"), line)
+}
+
+/// The same with `load` (a script to source, or a folder to put on fpath).
+fn zsh_loading(env: &TestEnv, load: &Path, line: &str) -> Vec<String> {
     let mut cmd = program(env, "timeout");
     cmd.args(["120", "zsh", "-f"])
         .arg(repo().join("tests/cli/zsh_capture.zsh"))
-        .arg(script("_connctl"))
+        .arg(load)
         .arg(line);
     lines(cmd)
 }
@@ -453,6 +458,17 @@ fn zsh_completes_subcommands_names_and_environments() {
             "incident-sync.sandbox",
             "incident-sync.test"
         ]
+    );
+}
+
+#[test]
+fn zsh_completes_from_the_first_tab_when_installed_on_fpath() {
+    let env = store_with_connections();
+    let folder = repo().join("completions");
+    assert_eq!(zsh_loading(&env, &folder, "connctl conn"), ["connection"]);
+    assert_eq!(
+        without_flags(zsh_loading(&env, &folder, "connctl connection show ")),
+        ["incident-sync.prod", "incident-sync.test"]
     );
 }
 

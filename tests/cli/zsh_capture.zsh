@@ -1,18 +1,24 @@
-# zsh -f tests/cli/zsh_capture.zsh SCRIPT LINE
+# zsh -f tests/cli/zsh_capture.zsh SCRIPT|FOLDER LINE
 # Prints what zsh's own completion system offers for LINE<TAB> once SCRIPT is
-# sourced: an interactive zsh on a pseudo-terminal (zpty), compinit, and a
+# sourced (or FOLDER, holding _connctl, is on fpath as when installed): an interactive zsh on a pseudo-terminal (zpty), compinit, and a
 # compadd that prints the matches zsh computed (the approach of
 # Valodim/zsh-capture-completion). The inner shell exits after one completion.
 zmodload zsh/zpty || exit 1
-local script=$1 line=$2 init
+local script=$1 line=$2 init before_compinit= after_compinit=
+if [[ -d $script ]]; then
+  before_compinit="fpath=(${(q)script} \$fpath)"
+else
+  after_compinit="source ${(q)script}"
+fi
 init=$(mktemp) || exit 1
 trap 'rm -f $init' EXIT
 cat > $init <<INIT
 PROMPT=
 RPROMPT=
 unsetopt zle_bracketed_paste 2>/dev/null
+$before_compinit
 autoload -Uz compinit && compinit -u -D
-source ${(q)script}
+$after_compinit
 bindkey '^M' undefined
 bindkey '^J' undefined
 bindkey '^I' complete-word
