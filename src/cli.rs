@@ -273,7 +273,7 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
         #[arg(add = complete::integrations())]
         name: String,
         /// The connection to activate
-        #[arg(long, conflicts_with = "env", add = complete::connections())]
+        #[arg(long, conflicts_with = "env", add = complete::integration_connections())]
         connection: Option<String>,
         /// Activate the integration's connection for this environment
         #[arg(long, value_enum, ignore_case = true)]

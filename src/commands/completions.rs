@@ -190,6 +190,43 @@ pub fn inbound_users() -> ArgValueCandidates {
     ArgValueCandidates::new(|| record_names(RecordKind::InboundUser))
 }
 
+/// `integration activate NAME --connection`: the connections of NAME (all
+/// connections when NAME is not an integration with connections).
+pub fn integration_connections() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let all = record_names(RecordKind::Connection);
+        let words = completion_words(&args);
+        let Some(integration) = activated_integration(&words) else {
+            return all;
+        };
+        let Some(path) = completion_store_path(args) else {
+            return all;
+        };
+        let of_integration: Vec<_> = connections_of(&path, integration);
+        if of_integration.is_empty() {
+            all
+        } else {
+            all.into_iter()
+                .filter(|c| of_integration.iter().any(|n| c.get_value() == n.as_str()))
+                .collect()
+        }
+    })
+}
+
+/// The names of the connections of `integration` in the store at `path`.
+fn connections_of(path: &Path, integration: &str) -> Vec<String> {
+    let Some(names) = store_names(path, RecordKind::Connection) else {
+        return Vec::new();
+    };
+    names
+        .connection
+        .into_iter()
+        .filter(|(_, hint)| hint.integration.as_deref() == Some(integration))
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// `--data TEXT|@FILE|@-`: after an `@`, complete file names.
 pub fn at_file() -> ArgValueCompleter {
     ArgValueCompleter::new(|current: &std::ffi::OsStr| {
@@ -220,24 +257,23 @@ pub fn record_names(kind: RecordKind) -> Vec<CompletionCandidate> {
 
 /// The names of `kind` in the store at `path`, with a short help each.
 pub fn names_in(path: &Path, kind: RecordKind) -> Vec<CompletionCandidate> {
+    store_names(path, kind)
+        .map(|names| names.candidates(kind))
+        .unwrap_or_default()
+}
+
+/// The records of `kind` (at least) in the store at `path`; None when it
+/// cannot be read or parsed.
+fn store_names(path: &Path, kind: RecordKind) -> Option<StoreNames> {
     // A store is small; anything huge or not a file is not one (and reading
     // /dev/zero would never end).
     const MAX_STORE_BYTES: u64 = 64 << 20;
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() && meta.len() <= MAX_STORE_BYTES => {}
-        _ => return Vec::new(),
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_STORE_BYTES {
+        return None;
     }
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let names = match scan_names(&text, kind) {
-        Some(names) => names,
-        None => match toml::from_str::<StoreNames>(&text) {
-            Ok(names) => names,
-            Err(_) => return Vec::new(),
-        },
-    };
-    names.candidates(kind)
+    let text = std::fs::read_to_string(path).ok()?;
+    scan_names(&text, kind).or_else(|| toml::from_str::<StoreNames>(&text).ok())
 }
 
 /// The names of `kind` from a store as connctl writes it: standard tables,
@@ -455,18 +491,44 @@ impl StoreNames {
 /// completed, else `CONNCTL_STORE`, else the default path, as for a normal
 /// run. `args` is this process's argv: `connctl -- connctl WORDS...`.
 pub fn completion_store_path(args: Vec<OsString>) -> Option<PathBuf> {
-    let words: Vec<String> = args
-        .iter()
+    let words = completion_words(&args);
+    let explicit = store_flag(&words)
+        .or_else(|| std::env::var_os("CONNCTL_STORE").map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty());
+    crate::store::resolve_path(explicit).ok()
+}
+
+/// The command line being completed: the words after `--` in this
+/// process's argv (`connctl -- connctl WORDS...`).
+fn completion_words(args: &[OsString]) -> Vec<String> {
+    args.iter()
         .position(|a| a == "--")
         .map(|i| &args[i + 1..])
         .unwrap_or(&[])
         .iter()
         .map(|w| w.to_string_lossy().into_owned())
-        .collect();
-    let explicit = store_flag(&words)
-        .or_else(|| std::env::var_os("CONNCTL_STORE").map(PathBuf::from))
-        .filter(|p| !p.as_os_str().is_empty());
-    crate::store::resolve_path(explicit).ok()
+        .collect()
+}
+
+/// The NAME of `integration activate NAME` on the command line: the first
+/// word after `activate` that is neither a flag nor a flag's value.
+fn activated_integration(words: &[String]) -> Option<&str> {
+    const TAKE_VALUES: [&str; 5] = ["--connection", "--env", "--store", "--output", "-o"];
+    let start = words.iter().position(|w| w == "activate")? + 1;
+    let mut rest = words[start..].iter();
+    while let Some(word) = rest.next() {
+        if word == "=" {
+            rest.next();
+        } else if TAKE_VALUES.contains(&word.as_str()) {
+            // bash splits `--env=test` into `--env` `=` `test`.
+            if rest.next().is_some_and(|value| value == "=") {
+                rest.next();
+            }
+        } else if !word.starts_with('-') && !word.is_empty() {
+            return Some(word);
+        }
+    }
+    None
 }
 
 /// The value of the last `--store` among the words, as a shell would pass it:
@@ -761,6 +823,59 @@ mod tests {
             at(&["connctl", "--", "--store", "/d.toml"]),
             None,
             "after -- it is a value"
+        );
+    }
+
+    #[test]
+    fn the_integration_being_activated() {
+        let at = |w: &[&str]| activated_integration(&words(w)).map(str::to_string);
+        assert_eq!(
+            at(&[
+                "connctl",
+                "integration",
+                "activate",
+                "sync",
+                "--connection",
+                ""
+            ]),
+            Some("sync".into())
+        );
+        assert_eq!(
+            at(&[
+                "connctl",
+                "integration",
+                "activate",
+                "--env",
+                "test",
+                "sync",
+                "--connection",
+                "x"
+            ]),
+            Some("sync".into())
+        );
+        assert_eq!(
+            at(&[
+                "connctl",
+                "-o",
+                "json",
+                "integration",
+                "activate",
+                "--connection",
+                ""
+            ]),
+            None
+        );
+        assert_eq!(
+            at(&[
+                "connctl",
+                "integration",
+                "activate",
+                "--connection",
+                "=",
+                "x",
+                "sync"
+            ]),
+            Some("sync".into())
         );
     }
 

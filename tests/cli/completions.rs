@@ -356,13 +356,45 @@ fn bash_completes_every_kind_of_record_name() {
         ),
         ["incident-sync.test"]
     );
+    env.ok(&["integration", "add", "other-sync"]);
+    env.ok(&[
+        "connection",
+        "add",
+        "other-sync.test",
+        "--integration",
+        "other-sync",
+        "--env",
+        "test",
+        "--url",
+        "https://other.example.com/",
+    ]);
+    assert_eq!(
+        bash(
+            &env,
+            "connctl integration activate other-sync --connection "
+        ),
+        ["other-sync.test"],
+        "only the connections of the integration being activated"
+    );
+    assert_eq!(
+        bash(&env, "connctl integration activate --connection "),
+        [
+            "incident-sync.prod",
+            "incident-sync.test",
+            "other-sync.test"
+        ]
+    );
     assert_eq!(
         bash(&env, "connctl connection send --integration "),
-        ["incident-sync"]
+        ["incident-sync", "other-sync"]
     );
     assert_eq!(
         without_flags(bash(&env, "connctl connection test ")),
-        ["incident-sync.prod", "incident-sync.test"]
+        [
+            "incident-sync.prod",
+            "incident-sync.test",
+            "other-sync.test"
+        ]
     );
     assert_eq!(
         without_flags(bash(&env, "connctl oauth-profile token ")),
@@ -378,7 +410,7 @@ fn bash_completes_every_kind_of_record_name() {
     );
     assert_eq!(
         without_flags(bash(&env, "connctl integration show ")),
-        ["incident-sync"]
+        ["incident-sync", "other-sync"]
     );
     // Names are only offered where a record is named, not for a new one.
     assert_eq!(
