@@ -1,5 +1,10 @@
 //! connctl: manage integrations and their connections.
 
+pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod model;
+pub mod output;
+pub mod pem;
 pub mod secrets;
+pub mod store;
