@@ -231,19 +231,19 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
         Error::secret(message).with_cause(context()).with_hint(hint)
     })?;
     let stderr_line = first_line(&output.stderr);
-    let with_stderr = |error: Error| match &stderr_line {
-        Some(line) => error.with_cause(format!("its stderr: {line}")),
-        None => error,
-    };
     if !output.status.success() {
         let status = match output.status.code() {
             Some(code) => format!("exit status {code}"),
             None => "a signal".to_string(),
         };
-        return Err(with_stderr(
-            Error::secret(format!("secret command `{command}` failed with {status}"))
-                .with_cause(context()),
-        ));
+        let detail = match &stderr_line {
+            Some(line) => format!(" (stderr: {line})"),
+            None => String::new(),
+        };
+        return Err(Error::secret(format!(
+            "secret command `{command}` failed with {status}{detail}"
+        ))
+        .with_cause(context()));
     }
     let Ok(mut text) = String::from_utf8(output.stdout) else {
         return Err(Error::secret(format!(
@@ -254,10 +254,14 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
     let kept = text.trim_end_matches(['\n', '\r']).len();
     text.truncate(kept);
     if text.is_empty() {
-        return Err(with_stderr(
-            Error::secret(format!("secret command `{command}` printed nothing"))
-                .with_cause(context()),
-        ));
+        let detail = match &stderr_line {
+            Some(line) => format!(" (stderr: {line})"),
+            None => String::new(),
+        };
+        return Err(Error::secret(format!(
+            "secret command `{command}` printed nothing{detail}"
+        ))
+        .with_cause(context()));
     }
     Ok(Secret::new(text))
 }
@@ -444,27 +448,28 @@ pub enum SecretInput {
 /// Turns a secret input into what the store records (the source) and, for a
 /// value that goes into the keyring, the value itself.
 ///
-/// With no input: on a terminal, prompts for the value without echo; without
-/// a terminal, returns `None` (the caller decides whether that is an error).
+/// With no input: when `prompt` is given and stdin and stderr are a terminal,
+/// asks for the value without echo; otherwise returns `None` (the caller
+/// decides whether that is an error).
 /// `--password-stdin` reads all of stdin and trims one trailing newline.
 /// env/file/cmd references are checked for form only: they are read when the
 /// secret is used. A relative file path is made absolute, so the reference
 /// keeps working from another directory.
 pub fn take_input(
     input: Option<SecretInput>,
-    what: &str,
+    prompt: Option<&str>,
 ) -> Result<Option<(SecretSource, Option<Secret>)>> {
     match input {
         Some(SecretInput::Stdin) => {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)
-                .map_err(|e| Error::usage(format!("cannot read the {what} from stdin: {e}")))?;
+                .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
             let mut text = String::from_utf8(bytes)
-                .map_err(|_| Error::usage(format!("the {what} on stdin is not valid UTF-8")))?;
+                .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
             trim_one_newline(&mut text);
             if text.is_empty() {
-                return Err(Error::usage(format!("the {what} on stdin is empty"))
+                return Err(Error::usage("the secret on stdin is empty")
                     .with_hint("pipe the value in, e.g. `printf '%s' \"$PW\" | connctl ...`"));
             }
             Ok(Some((SecretSource::Keyring, Some(Secret::new(text)))))
@@ -477,7 +482,7 @@ pub fn take_input(
         }
         Some(SecretInput::File(path)) => {
             if path.as_os_str().is_empty() {
-                return Err(Error::usage(format!("the {what} file path is empty")));
+                return Err(Error::usage("the secret file path is empty"));
             }
             let path = std::path::absolute(&path).map_err(|e| {
                 Error::usage(format!("cannot make {} absolute: {e}", path.display()))
@@ -486,21 +491,24 @@ pub fn take_input(
         }
         Some(SecretInput::Cmd(command)) => {
             let words = split_words(&command)
-                .map_err(|e| Error::usage(format!("cannot parse the {what} command: {e}")))?;
+                .map_err(|e| Error::usage(format!("cannot parse the secret command: {e}")))?;
             if words.is_empty() {
-                return Err(Error::usage(format!("the {what} command is empty")));
+                return Err(Error::usage("the secret command is empty"));
             }
             Ok(Some((SecretSource::Cmd(command), None)))
         }
         None => {
-            if !std::io::stdin().is_terminal() {
+            let Some(label) = prompt else {
+                return Ok(None);
+            };
+            if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
                 return Ok(None);
             }
-            let value = rpassword::prompt_password(format!("{what}: ")).map_err(|e| {
-                Error::usage(format!("cannot read the {what} from the terminal: {e}"))
+            let value = rpassword::prompt_password(format!("{label}: ")).map_err(|e| {
+                Error::usage(format!("cannot read the secret from the terminal: {e}"))
             })?;
             if value.is_empty() {
-                return Err(Error::usage(format!("the {what} is empty")));
+                return Err(Error::usage("the secret is empty"));
             }
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
@@ -727,6 +735,12 @@ enum Stall {
 fn timed<T: Send + 'static>(
     call: impl FnOnce() -> T + Send + 'static,
 ) -> std::result::Result<T, Stall> {
+    // After one call hung, the backend holds its connection lock in the
+    // abandoned thread: every later call would hang the same way.
+    static HUNG: OnceLock<Duration> = OnceLock::new();
+    if let Some(after) = HUNG.get() {
+        return Err(Stall::TimedOut(*after));
+    }
     let timeout = keyring_timeout();
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -736,7 +750,7 @@ fn timed<T: Send + 'static>(
         })
         .map_err(|_| Stall::Crashed)?;
     rx.recv_timeout(timeout).map_err(|e| match e {
-        mpsc::RecvTimeoutError::Timeout => Stall::TimedOut(timeout),
+        mpsc::RecvTimeoutError::Timeout => Stall::TimedOut(*HUNG.get_or_init(|| timeout)),
         mpsc::RecvTimeoutError::Disconnected => Stall::Crashed,
     })
 }
@@ -800,7 +814,7 @@ mod platform {
                         // outage: keyutils is the platform's other store. A bus that
                         // does not answer stays an error: switching stores on an
                         // outage would make existing secrets look missing.
-                        Err((Some(raw), _)) if no_provider(&raw) => keyutils(format!(
+                        Err((true, _)) => keyutils(format!(
                             "the D-Bus session bus ({bus}) has no Secret Service"
                         )),
                         Err((_, e)) => Err(e),
@@ -826,9 +840,7 @@ mod platform {
             .then(|| format!("unix:path={}", socket.display()))
     }
 
-    fn secret_service(
-        reason: String,
-    ) -> std::result::Result<Keyring, (Option<keyring_core::Error>, Error)> {
+    fn secret_service(reason: String) -> std::result::Result<Keyring, (bool, Error)> {
         let backend = Backend::SecretService;
         let opened = timed(|| {
             zbus_secret_service_keyring_store::Store::new()
@@ -843,10 +855,10 @@ mod platform {
             Ok(Err(raw)) => {
                 let error =
                     describe_failure(backend, &reason, "open the keyring", Failure::Backend(&raw));
-                Err((Some(raw), error))
+                Err((no_provider(&raw), error))
             }
             Err(stall) => Err((
-                None,
+                false,
                 describe_failure(backend, &reason, "open the keyring", Failure::Stall(stall)),
             )),
         }
@@ -1315,57 +1327,5 @@ mod tests {
             r.set_command(),
             "connctl inbound-user set-password u --password-stdin"
         );
-    }
-}
-
-/// A secret as the command line supplies it (DESIGN.md §3): never a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretInput {
-    /// Read the value from standard input now; keep it in the keyring.
-    Stdin,
-    Env(String),
-    File(std::path::PathBuf),
-    Cmd(String),
-}
-
-/// Turns a secret input into the source to record and, for stdin or a
-/// prompt, the value to put in the keyring. With no input, prompts without
-/// echo when `prompt` is given and stdin is a terminal; otherwise `None`.
-pub fn take_input(
-    input: Option<SecretInput>,
-    prompt: Option<&str>,
-) -> Result<Option<(SecretSource, Option<Secret>)>> {
-    use std::io::{IsTerminal, Read};
-    match input {
-        Some(SecretInput::Stdin) => {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| {
-                Error::usage("cannot read the secret from standard input").with_source(&e)
-            })?;
-            let value = text
-                .strip_suffix("\r\n")
-                .or_else(|| text.strip_suffix('\n'))
-                .unwrap_or(&text);
-            if value.is_empty() {
-                return Err(Error::usage("standard input held no secret (it was empty)")
-                    .with_hint("pipe the value in, e.g. printf '%s' \"$PW\" | connctl ... --password-stdin"));
-            }
-            Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
-        }
-        Some(SecretInput::Env(var)) => Ok(Some((SecretSource::Env(var), None))),
-        Some(SecretInput::File(path)) => Ok(Some((SecretSource::File(path), None))),
-        Some(SecretInput::Cmd(cmd)) => Ok(Some((SecretSource::Cmd(cmd), None))),
-        None => match prompt {
-            Some(label) if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
-                let value = rpassword::prompt_password(format!("{label}: ")).map_err(|e| {
-                    Error::usage("cannot read the secret from the terminal").with_source(&e)
-                })?;
-                if value.is_empty() {
-                    return Err(Error::usage("no secret was entered"));
-                }
-                Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
-            }
-            _ => Ok(None),
-        },
     }
 }
