@@ -878,3 +878,62 @@ fn secret_values_are_not_in_the_process_command_line() {
     assert!(!printed.contains(CANARY), "{printed}");
     env.ok(&["connection", "remove", "sync.proc"]);
 }
+
+#[test]
+fn terminal_prompt_reads_without_echo_into_the_keyring() {
+    require_session();
+    let env = TestEnv::new();
+    add_integration(&env);
+    let connctl = assert_cmd::cargo::cargo_bin!("connctl");
+    let add = add_args("sync.tty", &[]).join(" ");
+    // `script` runs connctl on a pseudo-terminal of its own.
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{} {add}", connctl.display()), "/dev/null"])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("CONNCTL_STORE", &env.store)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            std::env::var("DBUS_SESSION_BUS_ADDRESS").unwrap_or_default(),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (package bsdutils) must be installed");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Type only once the prompt is up (echo is off by then).
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("password for svc") {
+        seen.extend(rx.recv().expect("connctl ended before prompting"));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{CANARY}-tty\n").as_bytes())
+        .unwrap();
+    let status = child.wait().expect("wait");
+    drop(stdin);
+    while let Ok(chunk) = rx.recv() {
+        seen.extend(chunk);
+    }
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("added connection 'sync.tty'"), "{screen}");
+    assert!(
+        !screen.contains(CANARY),
+        "the typed secret was echoed:\n{screen}"
+    );
+    let account = format!("{}/connection/sync.tty/password", store_id(&env));
+    assert_eq!(secret_tool_lookup(&account), Some(format!("{CANARY}-tty")));
+    env.ok(&["connection", "remove", "sync.tty"]);
+}
