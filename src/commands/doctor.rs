@@ -48,7 +48,6 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
     }
 
     let failed = fields.iter().filter(|f| f.error.is_some()).count();
-    let keyring_needed = fields.iter().any(|f| f.source == SecretSource::Keyring);
     if failed > 0 {
         return Err(Error::secret(format!(
             "{failed} of {} secret{} cannot be resolved",
@@ -57,14 +56,20 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
         )));
     }
     if let Some(err) = &keyring.error {
-        // Stores that keep every secret in env/file/cmd (CI) do not need a keyring.
-        if keyring_needed {
+        if !all_fine(&keyring, &fields) {
             return Err(err.clone());
         }
         ctx.out
             .warn("the keyring does not work, but no secret in this store is kept in it");
     }
     Ok(())
+}
+
+/// Every secret resolves, and the keyring works or no secret is kept in it
+/// (a store with only env/file/cmd sources, as in CI, needs no keyring).
+fn all_fine(keyring: &KeyringCheck, fields: &[FieldCheck]) -> bool {
+    fields.iter().all(|f| f.error.is_none())
+        && (keyring.error.is_none() || fields.iter().all(|f| f.source != SecretSource::Keyring))
 }
 
 fn report_json(keyring: &KeyringCheck, fields: &[FieldCheck]) -> Value {
@@ -94,7 +99,7 @@ fn report_json(keyring: &KeyringCheck, fields: &[FieldCheck]) -> Value {
         })
         .collect();
     json!({
-        "ok": fields.iter().all(|f| f.error.is_none()),
+        "ok": all_fine(keyring, fields),
         "keyring": {
             "backend": keyring.backend.map(|b| b.id()),
             "label": keyring.backend.map(|b| b.label()),
@@ -115,7 +120,7 @@ fn print_tables(ctx: &Context, keyring: &KeyringCheck, fields: &[FieldCheck]) ->
         keyring
             .backend
             .map(|b| b.label().to_string())
-            .unwrap_or_else(|| "none".to_string()),
+            .unwrap_or_else(|| "unavailable".to_string()),
     )];
     if let Some(reason) = &keyring.reason {
         lines.push(("chosen because", reason.clone()));
