@@ -150,6 +150,13 @@ fn stdin_password_lives_in_the_secret_service_and_not_in_the_store() {
     );
     assert!(store.contains("password = \"keyring\""), "{store}");
 
+    let table = env.ok(&["doctor"]);
+    assert!(table.contains("Secret Service"), "{table}");
+    assert!(table.contains("round trip      ok"), "{table}");
+    assert!(
+        table.contains("connection sync.test  password  keyring  ok"),
+        "{table}"
+    );
     let doctor = env.run(&["doctor", "-o", "json"]);
     assert_eq!(doctor.code, 0, "{}", doctor.stderr);
     let report = doctor.json();
@@ -317,6 +324,7 @@ fn locked_collection_is_a_clear_error() {
     expect(&out, 5, &args);
     assert!(out.stderr.contains("locked"), "{}", out.stderr);
     assert!(out.stderr.contains("Secret Service"), "{}", out.stderr);
+    assert!(out.stderr.contains("--password-env"), "{}", out.stderr);
     assert_eq!(env.store_bytes(), before, "the store changed");
 
     let doctor = run(&env, &on_bus, &["doctor"], None);
