@@ -191,9 +191,17 @@ fn choose_connection(
     if let [(only, _)] = candidates.as_slice() {
         return Ok(only.to_string());
     }
+    // Compare instants, not strings: RFC 3339 drops trailing zeros of the
+    // fraction, so "…50.4Z" sorts after "…50.43Z" as text.
     let recent = candidates
         .iter()
-        .filter_map(|(n, c)| c.last_activated.as_deref().map(|t| (t, *n)))
+        .filter_map(|(n, c)| {
+            let stamp = c.last_activated.as_deref()?;
+            let at =
+                time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                    .ok()?;
+            Some((at, *n))
+        })
         .max();
     if let Some((_, name)) = recent {
         return Ok(name.clone());
