@@ -1,5 +1,6 @@
 //! End-to-end tests through the connctl binary. One test binary, one module per area.
 
+mod concurrency;
 mod records;
 mod records_profiles;
 mod records_store;
