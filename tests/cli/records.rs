@@ -770,6 +770,12 @@ fn connection_add_bad_input_leaves_the_store_alone() {
     );
     refused(
         &env,
+        &add("x", &["--url", "localhost:8080/x"]),
+        4,
+        "not an absolute URL",
+    );
+    refused(
+        &env,
         &add("x", &["--url", "ftp://a.example.com"]),
         4,
         "scheme 'ftp'",

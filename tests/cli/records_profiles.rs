@@ -533,7 +533,7 @@ fn mid_server_commands() {
         &env,
         &["mid-server", "add", "x", "--url", "mid.internal:3128"],
         4,
-        "mid.internal:3128",
+        "not an absolute URL",
     );
     refused(
         &env,
