@@ -255,6 +255,25 @@ fn future_version_is_refused() {
 
 #[test]
 fn other_rule_breaking_stores_are_located() {
+    // Rule 5: one inbound user on two active connections (of two integrations).
+    let two_integrations = format!(
+        "{HAND_WRITTEN}inbound_user = \"remote\"\n\n[connection.other]\nintegration = \"other\"\n\
+         environment = \"test\"\nactive = true\nendpoint_url = \"https://o.example.com\"\n\
+         inbound_user = \"remote\"\n\n[integration.other]\n\n[inbound_user.remote]\npassword = \"env:R\"\n"
+    )
+    .replace(
+        "environment = \"test\"\nactive = false",
+        "environment = \"test\"\nactive = true",
+    );
+    broken_store(
+        &two_integrations,
+        &["store.toml:25:1", "rule 5", "inbound-user 'remote'"],
+    );
+    // Rule 3: mutual auth without a protocol profile.
+    broken_store(
+        &format!("{HAND_WRITTEN}mutual_auth = true\n"),
+        &["store.toml:18:1", "rule 3", "mutual_auth"],
+    );
     broken_store(
         &HAND_WRITTEN.replace(
             "integration = \"incident-sync\"\nenvironment = \"test\"",
