@@ -50,7 +50,7 @@ for n in 1000 10000; do
     )
     for label in "connection list -o json" "connection show $name" "connection activate $name"; do
         hyperfine -N --warmup 3 --runs "$runs" --style none --export-json "$work/h.json" \
-            --output null "${cmds[$label]}" >/dev/null
+            --output null "${cmds[$label]}" >/dev/null 2>&1
         # shellcheck disable=SC2086
         rss="$(max_rss_mb ${cmds[$label]})"
         printf '| %s | %s | `%s` | %s | %s MB |\n' "$n" "$size" "$label" "$(median_ms "$work/h.json")" "$rss"
