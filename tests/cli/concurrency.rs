@@ -107,7 +107,26 @@ fn eight_writers_at_once_lose_nothing() {
 
     // Each writer adds its own connections to the shared integrations and
     // activates random ones of them, interleaved with the others.
-    let added: Vec<Vec<(String, String)>> = std::thread::scope(|scope| {
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let (added, reads) = std::thread::scope(|scope| {
+        // A reader alongside: it takes no lock, and must never see a torn store.
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = connctl(&env)
+                    .args(["connection", "list", "-o", "json"])
+                    .output()
+                    .expect("spawn connctl");
+                assert!(
+                    out.status.success(),
+                    "a reader failed during the writes:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let _: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+                reads += 1;
+            }
+            reads
+        });
         let handles: Vec<_> = seeds
             .iter()
             .enumerate()
@@ -154,11 +173,14 @@ fn eight_writers_at_once_lose_nothing() {
                 })
             })
             .collect();
-        handles
+        let added: Vec<Vec<(String, String)>> = handles
             .into_iter()
             .map(|h| h.join().expect("writer thread"))
-            .collect()
+            .collect();
+        writing.store(false, std::sync::atomic::Ordering::Relaxed);
+        (added, reader.join().expect("reader thread"))
     });
+    eprintln!("{reads} reads during the writes, all of a whole store");
 
     let list = connections(&env);
     let expected: BTreeMap<String, String> = added.into_iter().flatten().collect();

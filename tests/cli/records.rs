@@ -1473,6 +1473,10 @@ fn data_on_stdout_messages_on_stderr_and_quiet() {
         "{}",
         run.stderr
     );
+    // -v logs go to stderr; stdout stays pure data.
+    let run = env.run(&["-vv", "integration", "list", "-o", "json"]);
+    assert_eq!(names(&run.json()), ["inc", "quiet"]);
+    assert!(run.stderr.contains("debug: store"), "{}", run.stderr);
     // CONNCTL_OUTPUT picks JSON.
     let out = env
         .cmd()
