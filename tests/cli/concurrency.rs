@@ -242,15 +242,15 @@ fn big_store(integrations: usize, per: usize) -> String {
     text
 }
 
-/// How many temporary files are beside the store.
-fn temp_files(env: &TestEnv) -> usize {
+/// The temporary files beside the store.
+fn temp_files(env: &TestEnv) -> BTreeSet<String> {
     std::fs::read_dir(env.store.parent().expect("folder"))
         .expect("read folder")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.ends_with(".tmp").then_some(name)
         })
-        .count()
+        .collect()
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_store() {
         .min()
         .unwrap_or(20_000)
         .max(20_000);
-    let (mut old_states, mut new_states) = (0, 0);
+    let (mut old_states, mut new_states, mut inside_write) = (0, 0, 0);
     for kill in 0..KILLS {
         let target = format!(
             "int-{:04}.c{}",
@@ -313,7 +313,7 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_store() {
             // Inside the write: once the temporary file exists, within 2 ms.
             let give_up = Instant::now() + Duration::from_secs(20);
             while child.try_wait().expect("try_wait").is_none() && Instant::now() < give_up {
-                if temp_files(&env) > temps_before {
+                if !temp_files(&env).is_subset(&temps_before) {
                     std::thread::sleep(Duration::from_micros(rng.below(2_000)));
                     break;
                 }
@@ -322,6 +322,10 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_store() {
         }
         let _ = child.kill(); // SIGKILL; it may have finished already
         let status = child.wait().expect("wait");
+        // A temporary file left behind: killed between creating and renaming it.
+        if !temp_files(&env).is_subset(&temps_before) {
+            inside_write += 1;
+        }
 
         if env.store_bytes() == before {
             // Byte-identical to a store that loaded: the old state.
@@ -340,14 +344,12 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_store() {
         }
         assert_one_active_per_integration(&current);
     }
-    // Temporary files left by writers killed between creating and renaming
-    // them: evidence that kills landed inside the write itself.
-    let torn = temp_files(&env);
     eprintln!(
         "{KILLS} kills: {old_states} left the old store, {new_states} the new one; \
-         {torn} were inside a write (temporary file left behind)"
+         {inside_write} landed inside a write (temporary file left behind)"
     );
-    // The store still takes writes: the lock died with the killed writers.
+    // The store still takes writes (the lock died with the killed writers),
+    // and the next write clears what they left behind.
     let out = connctl(&env)
         .args(["connection", "activate", "int-0001.c1"])
         .output()
@@ -357,4 +359,5 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(temp_files(&env), BTreeSet::new(), "stale temporary files");
 }
