@@ -290,6 +290,16 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
             }
         }
         require_references(store, &c)?;
+        // A token cached for this connection belongs to its old OAuth profile.
+        if let Some(old) = store
+            .connection
+            .get(&name)
+            .and_then(|o| o.oauth_profile.clone())
+            && c.oauth_profile.as_ref() != Some(&old)
+        {
+            let field = format!("token:{name}");
+            super::forget_secrets(ctx, store, RecordKind::OauthProfile, &old, &[&field]);
+        }
         if let Some(taken) = taken {
             let previous = c.password.clone();
             c.password = Some(keep_secret(

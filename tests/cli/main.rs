@@ -4,4 +4,5 @@ mod concurrency;
 mod records;
 mod records_profiles;
 mod records_store;
+mod secrets;
 mod support;
