@@ -214,12 +214,7 @@ fn integration_bad_input_leaves_the_store_alone() {
     );
     assert!(run.stderr.contains("did you mean 'inc'"), "{}", run.stderr);
     // Removing a referenced integration names its connections.
-    let run = refused(
-        &env,
-        &["integration", "remove", "inc"],
-        4,
-        "is used by 2 connections",
-    );
+    let run = refused(&env, &["integration", "remove", "inc"], 4, "2 connections");
     assert!(run.stderr.contains("inc.prod, inc.test"), "{}", run.stderr);
     // Usage errors.
     refused(&env, &["integration", "add"], 2, "NAME");
