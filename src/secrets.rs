@@ -504,7 +504,7 @@ pub fn take_input(
             if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
                 return Ok(None);
             }
-            let value = rpassword::prompt_password(format!("{label}: ")).map_err(|e| {
+            let value = prompt_hidden(&format!("{label}: ")).map_err(|e| {
                 Error::usage(format!("cannot read the secret from the terminal: {e}"))
             })?;
             if value.is_empty() {
@@ -513,6 +513,55 @@ pub fn take_input(
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
     }
+}
+
+/// Prompts on the terminal and reads a line without echo. Echo is switched
+/// off before the prompt is written, so nothing typed the moment the prompt
+/// appears can be echoed.
+#[cfg(unix)]
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+
+    struct RestoreEcho(i32, libc::termios);
+    impl Drop for RestoreEcho {
+        fn drop(&mut self) {
+            // SAFETY: restores the attributes read from the same open descriptor.
+            unsafe { libc::tcsetattr(self.0, libc::TCSANOW, &self.1) };
+        }
+    }
+
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for an open descriptor.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let _restore = RestoreEcho(fd, term);
+    term.c_lflag &= !libc::ECHO;
+    term.c_lflag |= libc::ECHONL;
+    // SAFETY: sets attributes on the same open descriptor.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    (&tty).write_all(prompt.as_bytes())?;
+    (&tty).flush()?;
+    let mut line = String::new();
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
+    let value = line
+        .strip_suffix("\r\n")
+        .or_else(|| line.strip_suffix('\n'))
+        .unwrap_or(&line);
+    Ok(value.to_string())
+}
+
+#[cfg(not(unix))]
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
 }
 
 // ---------------------------------------------------------------------------
