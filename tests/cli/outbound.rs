@@ -97,6 +97,15 @@ impl Fixture {
         run
     }
 
+    /// `connection test ARGS -o json`, insisting on `code`.
+    #[track_caller]
+    pub fn test_json_args(&self, extra: &[&str], code: i32) -> (Value, Run) {
+        let mut args = vec!["-o", "json", "connection", "test"];
+        args.extend_from_slice(extra);
+        let run = self.expect(&args, &[], code);
+        (run.json(), run)
+    }
+
     /// `connection test NAME -o json`, insisting on `code`; returns the JSON object.
     #[track_caller]
     pub fn test_json(
@@ -832,4 +841,47 @@ fn test_all_runs_concurrently_and_reports_each() {
 
     // --active: none are active.
     f.expect(&["connection", "test", "--all", "--active"], &[], 0);
+}
+
+#[test]
+fn integration_and_env_pick_the_connection() {
+    let f = Fixture::new();
+    let test_server = f.server(ok_handler());
+    let dev_server = f.server(ok_handler());
+    let ca = format!("ca_bundle = \"{}\"", f.ca());
+    f.store(&format!(
+        "{}[connection.dev]\nintegration = \"inc\"\nenvironment = \"development\"\nendpoint_url = \"{}\"\n{ca}\n\n",
+        conn("tst", &test_server.url("/t"), &ca),
+        dev_server.url("/d"),
+    ));
+    // No active connection: say so and list the candidates.
+    let run = f.expect(&["connection", "send", "--integration", "inc"], &[], 3);
+    assert!(
+        run.stderr
+            .contains("integration 'inc' has no active connection"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("dev (development)"), "{}", run.stderr);
+    let (json, _) = f.test_json_args(&["--integration", "inc", "--env", "Development"], 0);
+    assert_eq!(json["connection"], "dev");
+    assert_eq!(dev_server.count("/d"), 1);
+    let run = f.expect(
+        &[
+            "connection",
+            "test",
+            "--integration",
+            "inc",
+            "--env",
+            "sandbox",
+        ],
+        &[],
+        3,
+    );
+    assert!(
+        run.stderr.contains("has no sandbox connection"),
+        "{}",
+        run.stderr
+    );
+    f.expect(&["connection", "test"], &[], 2);
 }

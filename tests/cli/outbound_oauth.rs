@@ -120,6 +120,23 @@ fn expired_token_is_refreshed_with_the_refresh_token() {
     );
     assert_eq!(idp.state.grants(), ["client_credentials", "refresh_token"]);
     assert_eq!(idp.state.requests(), 2);
+
+    // A refresh token the server no longer knows: refused, then a full fetch.
+    idp.state.refresh_tokens.lock().unwrap().clear();
+    std::thread::sleep(Duration::from_millis(2100));
+    let (json, _) = idp.f.test_json("o", &[], &vars, 0);
+    let token_stage = detail(&json, "oauth_token");
+    assert!(token_stage.contains("fetched token"), "{token_stage}");
+    assert!(token_stage.contains("refresh refused"), "{token_stage}");
+    assert_eq!(
+        idp.state.grants(),
+        [
+            "client_credentials",
+            "refresh_token",
+            "refresh_token",
+            "client_credentials"
+        ]
+    );
 }
 
 #[test]
