@@ -8,7 +8,6 @@ pub mod tls;
 pub mod transport;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{
     Authentication, Connection, Grant, MidServer, OauthProfile, ProtocolProfile, RecordKind,
     SecretSource, Store,
@@ -786,16 +785,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// Whether a status passes a test without `--expect`: 2xx and 3xx.
 pub fn default_accept(status: u16) -> bool {
     (200..400).contains(&status)
-}
-
-/// Convenience for callers that need the error kind of an outcome.
-pub fn kind_of(outcome: &Outcome) -> Option<ErrorKind> {
-    outcome.error.as_ref().map(|e| e.kind)
-}
-
-/// An `Arc`'d client for concurrent use.
-pub fn shared() -> Arc<Outbound> {
-    Arc::new(Outbound::new())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::Trace;
 use super::transport::{self, HttpRequest, Route};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{ClientAuth, Grant, OauthProfile};
 use crate::secrets::{self, Secret, SecretRef};
 
@@ -404,9 +404,4 @@ pub fn human_secs(secs: i64) -> String {
     } else {
         format!("{s}s")
     }
-}
-
-/// Whether an error is the token endpoint's refusal rather than a transport failure.
-pub fn is_refusal(err: &Error) -> bool {
-    err.kind == ErrorKind::Auth
 }

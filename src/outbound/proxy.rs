@@ -24,10 +24,20 @@ pub struct Proxy {
 impl Proxy {
     /// Parses a proxy URL (`http://host:port`, scheme optional as curl allows).
     pub fn parse(url: &str, label: String, is_mid: bool) -> Result<Proxy> {
-        let with_scheme = if url.contains("://") {
-            url.to_string()
+        // A proxy URL may carry a password: never repeat it in a message.
+        let shown = match url.rsplit_once('@') {
+            Some((before, after)) => match before.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://(credentials)@{after}"),
+                None => format!("(credentials)@{after}"),
+            },
+            None => url.to_string(),
+        };
+        let url_text = url;
+        let url = shown.as_str();
+        let with_scheme = if url_text.contains("://") {
+            url_text.to_string()
         } else {
-            format!("http://{url}")
+            format!("http://{url_text}")
         };
         let parsed = url::Url::parse(&with_scheme).map_err(|e| {
             Error::invalid(format!("the {label} URL '{url}' is invalid")).with_cause(e)
@@ -303,5 +313,7 @@ mod tests {
         assert_eq!(p.port, 8080);
         assert_eq!(Proxy::parse("mid", "t".into(), true).unwrap().port, 80);
         assert_eq!(Proxy::parse("p", "t".into(), false).unwrap().port, 1080);
+        let err = Proxy::parse("https://u:hunter2@p:1", "t".into(), false).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }

@@ -363,7 +363,9 @@ fn tls_detail(conn: &rustls::ClientConnection, seen: &Observed, route: &Route) -
     };
     let client = match (seen.requested(), seen.sent(), &route.tls.identity) {
         (false, _, None) => "client certificate not requested".to_string(),
-        (false, _, Some(_)) => "client certificate not requested (not sent)".to_string(),
+        (false, _, Some(_)) => {
+            "mutual auth is on, but the server did not ask for a client certificate".to_string()
+        }
         (true, true, Some(id)) => format!("client certificate requested, sent {}", id.subject),
         (true, _, _) => "client certificate requested, none sent".to_string(),
     };
