@@ -285,3 +285,30 @@ fn token_request_goes_through_the_mid_server() {
         run.stderr
     );
 }
+
+#[test]
+fn connections_sharing_a_profile_share_one_token_in_test_all() {
+    let idp = Idp::new(3600);
+    idp.store("client_credentials", "body", "");
+    let text = std::fs::read_to_string(&idp.f.env.store).unwrap();
+    let mut extra = String::new();
+    for i in 0..6 {
+        extra.push_str(&conn(
+            &format!("o{i}"),
+            &idp.server.url("/api/incident"),
+            &format!(
+                "ca_bundle = \"{}\"\nauthentication = \"oauth\"\noauth_profile = \"idp\"",
+                idp.f.ca()
+            ),
+        ));
+    }
+    std::fs::write(&idp.f.env.store, format!("{text}{extra}")).unwrap();
+    let run = idp.f.expect(
+        &["-o", "json", "connection", "test", "--all", "--jobs", "7"],
+        &idp.secret(),
+        0,
+    );
+    assert_eq!(run.json().as_array().unwrap().len(), 7);
+    assert_eq!(idp.state.requests(), 1);
+    assert_eq!(idp.api_calls(), 7);
+}
