@@ -699,7 +699,7 @@ fn mid_server_tunnels_mutual_tls_and_refuses_wrong_credentials() {
         "tinyproxy log:\n{log}"
     );
 
-    // tinyproxy answers 401 to a wrong password...
+    // tinyproxy answers 401 to a wrong password.
     let (json, run) = f.test_json("viamid", &[], &[("MID_PW", "wrong")], 8);
     assert_eq!(json["failed_stage"], "mid_connect");
     assert!(
@@ -716,7 +716,23 @@ fn mid_server_tunnels_mutual_tls_and_refuses_wrong_credentials() {
     );
     assert_eq!(server.count("/through"), 1);
 
-    // ...and 407 when no credentials come at all.
+    // The MID server cannot reach the endpoint: a network failure at its stage.
+    let gone = refused_port();
+    f.store(&records.replace(
+        &format!("localhost:{}", server.port),
+        &format!("localhost:{gone}"),
+    ));
+    let (json, run) = f.test_json("viamid", &[], &[("MID_PW", "midpass")], 6);
+    assert_eq!(json["failed_stage"], "mid_connect");
+    assert!(
+        run.stderr.contains(&format!(
+            "the MID server 'mid' could not reach localhost:{gone}"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // No credentials at all: tinyproxy answers 407.
     f.store(&records.replace("user = \"miduser\"\npassword = \"env:MID_PW\"\n", ""));
     let (json, run) = f.test_json("viamid", &[], &[], 8);
     assert_eq!(json["failed_stage"], "mid_connect");
