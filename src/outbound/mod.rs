@@ -337,6 +337,7 @@ impl Outcome {
 pub struct Outbound {
     roots: Roots,
     proxy_env: ProxyEnv,
+    dns: std::sync::Arc<transport::DnsCache>,
 }
 
 impl Default for Outbound {
@@ -375,6 +376,7 @@ impl Outbound {
         Outbound {
             roots: Roots::default(),
             proxy_env: ProxyEnv::from_env(),
+            dns: Default::default(),
         }
     }
 
@@ -512,6 +514,7 @@ impl Outbound {
             mutual_auth: conn.mutual_auth,
             timeout: spec.timeout,
             connection: target.name.clone(),
+            dns: self.dns.clone(),
         };
 
         let (basic, owner) = match conn.authentication {
@@ -551,6 +554,7 @@ impl Outbound {
                         mutual_auth: false,
                         timeout: spec.timeout,
                         connection: target.name.clone(),
+                        dns: self.dns.clone(),
                     },
                 })
             }

@@ -1,7 +1,9 @@
 //! One HTTP exchange over our own stack, stage by stage: DNS, TCP, proxy CONNECT, TLS, HTTP.
 //! Every stage is timed and recorded, and a failure is explained where it happened.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,6 +40,35 @@ pub struct Route {
     pub timeout: Duration,
     /// The connection's name, for hints ("connctl connection edit NAME ...").
     pub connection: String,
+    /// Addresses already resolved in this run (`test --all` reaches few hosts many times).
+    pub dns: Arc<DnsCache>,
+}
+
+/// Host lookups of one run. Entries live as long as the process: seconds.
+#[derive(Debug, Default)]
+pub struct DnsCache {
+    entries: Mutex<HashMap<(String, u16), Vec<SocketAddr>>>,
+}
+
+impl DnsCache {
+    fn get(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        self.entries
+            .lock()
+            .ok()?
+            .get(&(host.to_string(), port))
+            .cloned()
+    }
+
+    fn put(&self, host: &str, port: u16, found: &[SocketAddr]) {
+        if host.parse::<std::net::IpAddr>().is_err()
+            && let Ok(mut entries) = self.entries.lock()
+        {
+            entries.insert((host.to_string(), port), found.to_vec());
+        }
+    }
 }
 
 /// The answer, whatever its status.
@@ -107,27 +138,34 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         None => (host.clone(), port),
     };
     let started = Instant::now();
-    let addrs = match tokio::time::timeout_at(
-        deadline,
-        tokio::net::lookup_host((dns_host.as_str(), dns_port)),
-    )
-    .await
-    {
-        Err(_) => Err(timed_out(route, &format!("resolving {dns_host}"))),
-        Ok(Err(e)) => Err(match proxy {
-            Some(p) => Error::network(format!("cannot resolve the {} host '{dns_host}'", p.label)),
-            None => Error::network(format!("cannot resolve host '{dns_host}'"))
-                .with_hint("check the host name in the endpoint URL and this machine's DNS"),
-        }
-        .with_source(&e)),
-        Ok(Ok(found)) => {
-            let found: Vec<SocketAddr> = found.collect();
-            if found.is_empty() {
-                Err(Error::network(format!("host '{dns_host}' has no address")))
-            } else {
-                Ok(found)
+    let cached = route.dns.get(&dns_host, dns_port);
+    let addrs = match cached.clone() {
+        Some(found) => Ok(found),
+        None => match tokio::time::timeout_at(
+            deadline,
+            tokio::net::lookup_host((dns_host.as_str(), dns_port)),
+        )
+        .await
+        {
+            Err(_) => Err(timed_out(route, &format!("resolving {dns_host}"))),
+            Ok(Err(e)) => Err(match proxy {
+                Some(p) => {
+                    Error::network(format!("cannot resolve the {} host '{dns_host}'", p.label))
+                }
+                None => Error::network(format!("cannot resolve host '{dns_host}'"))
+                    .with_hint("check the host name in the endpoint URL and this machine's DNS"),
             }
-        }
+            .with_source(&e)),
+            Ok(Ok(found)) => {
+                let found: Vec<SocketAddr> = found.collect();
+                if found.is_empty() {
+                    Err(Error::network(format!("host '{dns_host}' has no address")))
+                } else {
+                    route.dns.put(&dns_host, dns_port, &found);
+                    Ok(found)
+                }
+            }
+        },
     };
     let addrs = trace.record(Stage::Dns, started, addrs, |found| {
         let list: Vec<String> = found.iter().take(4).map(|a| a.ip().to_string()).collect();
@@ -135,6 +173,11 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
             format!("{dns_host} (address literal)")
         } else {
             format!("{dns_host} → {}", list.join(", "))
+        };
+        let resolved = if cached.is_some() {
+            format!("{resolved} (resolved earlier in this run)")
+        } else {
+            resolved
         };
         match proxy {
             Some(p) => format!("{} {resolved}; {target} is resolved by it", p.label),
