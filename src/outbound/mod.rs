@@ -722,13 +722,7 @@ impl Outbound {
                     retry_after(&r.headers).unwrap_or_else(|| backoff(attempt)),
                     transport::status_text(r.status),
                 )),
-                Err(e)
-                    if transport::is_retryable(e)
-                        && !matches!(
-                            trace.failed_stage(),
-                            Some(Stage::Secrets | Stage::OauthToken)
-                        ) =>
-                {
+                Err(e) if transport::is_retryable(e) && retry_safe(&trace, &spec.method) => {
                     Some((backoff(attempt), e.message.clone()))
                 }
                 _ => None,
@@ -745,6 +739,17 @@ impl Outbound {
                 None => return outcome(target, trace, result),
             }
         }
+    }
+}
+
+/// A network failure is retried when the request cannot have reached the
+/// endpoint (DNS, TCP, proxy, TLS), or, once it may have, when sending it again
+/// is harmless (an idempotent method).
+fn retry_safe(trace: &Trace, method: &Method) -> bool {
+    match trace.failed_stage() {
+        Some(Stage::Dns | Stage::Tcp | Stage::MidConnect | Stage::Tls) => true,
+        Some(Stage::Http) => method.is_idempotent(),
+        _ => false,
     }
 }
 

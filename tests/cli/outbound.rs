@@ -901,3 +901,51 @@ fn integration_and_env_pick_the_connection() {
     );
     f.expect(&["connection", "test"], &[], 2);
 }
+
+#[test]
+fn a_post_that_may_have_arrived_is_not_retried() {
+    let f = Fixture::new();
+    let slow = f.server(Arc::new(|_| {
+        let mut r = Reply::new(200, "late");
+        r.delay = Some(Duration::from_secs(3600));
+        r
+    }));
+    f.store(&conn(
+        "slow",
+        &slow.url("/"),
+        &format!("ca_bundle = \"{}\"", f.ca()),
+    ));
+    let run = f.expect(
+        &[
+            "connection",
+            "send",
+            "slow",
+            "-d",
+            "x",
+            "--retry",
+            "2",
+            "--timeout",
+            "1",
+        ],
+        &[],
+        6,
+    );
+    assert!(run.stderr.contains("timed out after 1 s"), "{}", run.stderr);
+    assert!(!run.stderr.contains("retry 1/2"), "{}", run.stderr);
+    assert_eq!(slow.requests().len(), 1);
+    // A GET is safe to send again.
+    f.expect(
+        &[
+            "connection",
+            "send",
+            "slow",
+            "--retry",
+            "1",
+            "--timeout",
+            "1",
+        ],
+        &[],
+        6,
+    );
+    assert_eq!(slow.requests().len(), 3);
+}
