@@ -86,8 +86,11 @@ impl Error {
 
     /// `kind` is the record kind as users write it (`connection`, `mid-server`, ...).
     pub fn not_found(kind: &str, name: &str) -> Self {
-        Self::new(ErrorKind::NotFound, format!("{kind} '{name}' does not exist"))
-            .with_hint(format!("run `connctl {kind} list` to see the names"))
+        Self::new(
+            ErrorKind::NotFound,
+            format!("{kind} '{name}' does not exist"),
+        )
+        .with_hint(format!("run `connctl {kind} list` to see the names"))
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

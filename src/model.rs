@@ -390,7 +390,9 @@ pub const RULE_URL: &str = "rule 6: endpoint URLs are absolute http or https URL
 pub fn check_http_url(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => {
-            format!("'{text}' is not an absolute URL: write it with its scheme, e.g. https://{text}")
+            format!(
+                "'{text}' is not an absolute URL: write it with its scheme, e.g. https://{text}"
+            )
         }
         other => format!("'{text}' is not a valid URL: {other}"),
     })?;
@@ -571,7 +573,9 @@ impl Store {
                     kind,
                     name,
                     Some("authentication"),
-                    format!("connection '{name}' uses basic authentication but lacks a user or a password source"),
+                    format!(
+                        "connection '{name}' uses basic authentication but lacks a user or a password source"
+                    ),
                 ),
                 _ => {}
             }
@@ -594,7 +598,9 @@ impl Store {
                         kind,
                         name,
                         Some("oauth_profile"),
-                        format!("connection '{name}' names oauth-profile '{profile}', which does not exist"),
+                        format!(
+                            "connection '{name}' names oauth-profile '{profile}', which does not exist"
+                        ),
                     ),
                     Some(p)
                         if p.grant == Grant::Password
@@ -654,7 +660,9 @@ impl Store {
                         kind,
                         name,
                         Some(field),
-                        format!("connection '{name}' names {target_kind} '{target}', which does not exist"),
+                        format!(
+                            "connection '{name}' names {target_kind} '{target}', which does not exist"
+                        ),
                     );
                 }
             }
@@ -699,7 +707,13 @@ impl Store {
         }
         for (name, p) in &self.oauth_profile {
             if let Err(message) = check_http_url(&p.token_url) {
-                push(RULE_URL, RecordKind::OauthProfile, name, Some("token_url"), message);
+                push(
+                    RULE_URL,
+                    RecordKind::OauthProfile,
+                    name,
+                    Some("token_url"),
+                    message,
+                );
             }
             if p.client_id.trim().is_empty() {
                 push(

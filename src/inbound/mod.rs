@@ -1,0 +1,82 @@
+//! The inbound side: which connection admits a remote system (`inbound check`)
+//! and the endpoint it sends to (`inbound serve`).
+
+pub mod check;
+pub mod serve;
+pub mod spool;
+mod tls;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::Store;
+
+pub use check::{Admission, CheckReport, Denial, admission, check};
+pub use serve::{ServeOptions, serve};
+
+/// The default `--max-body`: 10 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+
+/// Parses a size: `10MiB`, `512KiB`, `1GiB`, `64kB`, `1MB` or plain bytes.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: write e.g. 10MiB, 512KiB or 1048576"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit: use B, KiB, MiB, GiB (or kB, MB, GB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// Reads the store, or an empty one when the file does not exist yet.
+pub(crate) fn load_store(path: &Path) -> Result<Store> {
+    if !path.exists() {
+        return Ok(Store::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(format!("cannot read the store '{}'", path.display())).with_source(&e)
+    })?;
+    let store: Store = toml::from_str(&text).map_err(|e| {
+        Error::invalid(format!("the store '{}' is invalid", path.display())).with_source(&e)
+    })?;
+    if let Some(violation) = store.validate().into_iter().next() {
+        return Err(Error::invalid(format!(
+            "the store '{}' breaks a rule: {violation}",
+            path.display()
+        )));
+    }
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("2mb"), Ok(2_000_000));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("10XB").is_err());
+    }
+}

@@ -1,0 +1,692 @@
+//! `inbound serve`: the HTTP/1.1 + HTTP/2 endpoint remote systems send to.
+//!
+//! Every request carries Basic credentials of an inbound user; it is accepted
+//! (202) only through an active connection naming that user, and only after
+//! its JSON line is durable in the spool. The store is re-read whenever the
+//! file changes, so activation takes effect without a restart.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::check::{self, Denial};
+use super::spool::{SPOOL_FILE, Spool};
+use crate::error::{Error, Result};
+use crate::model::{SecretSource, Store};
+use crate::secrets::{self, Secret};
+
+/// How long shutdown waits for requests in flight before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Headers whose values never reach the spool.
+const REDACTED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Everything `inbound serve` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub store_path: PathBuf,
+    pub listen: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub spool: Option<PathBuf>,
+    pub max_body: u64,
+    /// Limit for reading a request's headers, a TLS handshake and a body.
+    pub request_timeout: Duration,
+    /// One stderr line per request.
+    pub log_requests: bool,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then finishes requests in flight.
+pub fn serve(options: ServeOptions) -> Result<()> {
+    let tls = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsAcceptor::from(super::tls::server_config(
+            cert,
+            key,
+            options.client_ca.as_deref(),
+        )?)),
+        (None, None) => None,
+        _ => {
+            return Err(Error::usage("--tls-cert and --tls-key go together"));
+        }
+    };
+    if tls.is_none() && options.client_ca.is_some() {
+        return Err(Error::usage(
+            "--client-ca needs TLS: give --tls-cert and --tls-key as well",
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed("cannot start the async runtime").with_source(&e))?;
+    runtime.block_on(run(options, tls))
+}
+
+async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
+    let listener = TcpListener::bind(&options.listen).await.map_err(|e| {
+        Error::network(format!("cannot listen on '{}'", options.listen)).with_source(&e)
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::network("cannot read the listening address").with_source(&e))?;
+    // Watch for signals before announcing, so a signal right after the
+    // announcement already stops the server cleanly.
+    let shutdown = shutdown_signal()?;
+    let (spool, writer) = Spool::open(options.spool.as_deref())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The first stderr line: tests and `connctl demo` read the port from it.
+    eprintln!("listening on {scheme}://{local}");
+    match &options.spool {
+        Some(dir) => eprintln!("spool: {}", dir.join(SPOOL_FILE).display()),
+        None => eprintln!("spool: stdout (one JSON line per accepted message)"),
+    }
+    if let Some(ca) = &options.client_ca {
+        eprintln!(
+            "client certificates: required, issued by '{}'",
+            ca.display()
+        );
+    }
+    if !options.store_path.exists() {
+        eprintln!(
+            "warning: the store '{}' does not exist yet: every request is refused until an inbound user is on an active connection",
+            options.store_path.display()
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        store: StoreWatch::new(&options.store_path)?,
+        passwords: Mutex::new(PasswordCache::default()),
+        spool,
+        max_body: options.max_body,
+        request_timeout: options.request_timeout,
+        log_requests: options.log_requests,
+    });
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.request_timeout);
+    builder.http2().timer(TokioTimer::new());
+
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let watcher = graceful.watcher();
+                    let builder = builder.clone();
+                    let shared = shared.clone();
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls {
+                            None => {
+                                let info = Arc::new(PeerInfo { peer, client_cert: None });
+                                serve_io(&builder, tcp, shared, info, watcher).await;
+                            }
+                            Some(acceptor) => {
+                                let timeout = shared.request_timeout;
+                                match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                                    Ok(Ok(stream)) => {
+                                        let client_cert = stream
+                                            .get_ref()
+                                            .1
+                                            .peer_certificates()
+                                            .and_then(|chain| chain.first())
+                                            .and_then(|der| certificate_subject(der));
+                                        let info = Arc::new(PeerInfo { peer, client_cert });
+                                        serve_io(&builder, stream, shared, info, watcher).await;
+                                    }
+                                    Ok(Err(e)) => {
+                                        if shared.log_requests {
+                                            eprintln!("{peer}: TLS handshake failed: {e}");
+                                        }
+                                    }
+                                    Err(_) => {
+                                        if shared.log_requests {
+                                            eprintln!("{peer}: TLS handshake timed out");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    eprintln!("warning: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    eprintln!(
+        "stopping: finishing {} open connection(s)",
+        graceful.count()
+    );
+    let finished = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    // Every handler holds a `Spool` through `shared`; once the last is gone the writer ends.
+    drop(shared);
+    // Not joined: a connection abandoned after the grace period may still hold a handle.
+    let writer_done = tokio::task::spawn_blocking(move || writer.join());
+    if finished.is_err() {
+        eprintln!(
+            "warning: requests still in flight after {}s were abandoned (none of them was answered 202)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    } else {
+        let _ = writer_done.await;
+    }
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn serve_io<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    shared: Arc<Shared>,
+    info: Arc<PeerInfo>,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        let info = info.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req, &info).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    // Errors here are the client's (reset, bad framing); hyper has answered what it could.
+    let _ = watcher.watch(conn).await;
+}
+
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| Error::failed("cannot watch for SIGTERM").with_source(&e))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| Error::failed("cannot watch for SIGINT").with_source(&e))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+fn certificate_subject(der: &[u8]) -> Option<String> {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, cert)| cert.subject().to_string())
+}
+
+struct PeerInfo {
+    peer: SocketAddr,
+    client_cert: Option<String>,
+}
+
+struct Shared {
+    store: StoreWatch,
+    passwords: Mutex<PasswordCache>,
+    spool: Spool,
+    max_body: u64,
+    request_timeout: Duration,
+    log_requests: bool,
+}
+
+/// What identifies one version of the store file: a write replaces the file
+/// (new inode) or at least changes its size or modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode,
+    })
+}
+
+struct Snapshot {
+    stamp: Option<Stamp>,
+    store: Arc<Store>,
+    generation: u64,
+}
+
+/// The store as of the last change seen; one `stat` per request.
+struct StoreWatch {
+    path: PathBuf,
+    snapshot: Mutex<Snapshot>,
+}
+
+impl StoreWatch {
+    fn new(path: &Path) -> Result<Self> {
+        let stamp = stamp(path);
+        let store = super::load_store(path)?;
+        Ok(StoreWatch {
+            path: path.to_path_buf(),
+            snapshot: Mutex::new(Snapshot {
+                stamp,
+                store: Arc::new(store),
+                generation: 0,
+            }),
+        })
+    }
+
+    fn current(&self) -> (Arc<Store>, u64) {
+        let now = stamp(&self.path);
+        let mut snapshot = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now != snapshot.stamp {
+            snapshot.stamp = now;
+            match super::load_store(&self.path) {
+                Ok(store) => {
+                    snapshot.store = Arc::new(store);
+                    snapshot.generation += 1;
+                    eprintln!("store changed: reloaded '{}'", self.path.display());
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: the store changed but cannot be read; still using the previous version: {e}"
+                    );
+                }
+            }
+        }
+        (snapshot.store.clone(), snapshot.generation)
+    }
+}
+
+/// Resolved inbound passwords of one store generation (keyring and `cmd:`
+/// lookups are too slow to repeat per request).
+#[derive(Default)]
+struct PasswordCache {
+    generation: u64,
+    entries: HashMap<String, (SecretSource, Secret)>,
+}
+
+impl Shared {
+    async fn expected_password(
+        &self,
+        store: &Arc<Store>,
+        generation: u64,
+        user: &str,
+        source: &SecretSource,
+    ) -> Result<Secret> {
+        {
+            let cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.generation == generation
+                && let Some((cached_source, secret)) = cache.entries.get(user)
+                && cached_source == source
+            {
+                return Ok(secret.clone());
+            }
+        }
+        let at = check::password_ref(store, user);
+        let resolve_source = source.clone();
+        let secret = tokio::task::spawn_blocking(move || secrets::resolve(&resolve_source, &at))
+            .await
+            .map_err(|e| Error::secret("the password lookup failed").with_source(&e))??;
+        let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.generation < generation {
+            cache.generation = generation;
+            cache.entries.clear();
+        }
+        if cache.generation == generation {
+            cache
+                .entries
+                .insert(user.to_string(), (source.clone(), secret.clone()));
+        }
+        Ok(secret)
+    }
+}
+
+enum Credentials {
+    Missing,
+    Malformed(&'static str),
+    Basic { user: String, password: Secret },
+}
+
+fn credentials(headers: &HeaderMap) -> Credentials {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Credentials::Missing;
+    };
+    let Ok(text) = value.to_str() else {
+        return Credentials::Malformed("the Authorization header is not ASCII");
+    };
+    let Some((scheme, encoded)) = text.trim().split_once(' ') else {
+        return Credentials::Missing;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Credentials::Missing;
+    }
+    let Ok(decoded) = BASE64.decode(encoded.trim()) else {
+        return Credentials::Malformed("the Basic credentials are not base64");
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return Credentials::Malformed("the Basic credentials are not UTF-8");
+    };
+    let Some((user, password)) = decoded.split_once(':') else {
+        return Credentials::Malformed(
+            "the Basic credentials have no ':' between user and password",
+        );
+    };
+    Credentials::Basic {
+        user: user.to_string(),
+        password: Secret::new(password),
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn error_reply(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut response = reply(status, json!({ "error": message }));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"connctl\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+fn redacted_headers(headers: &HeaderMap) -> Value {
+    let mut out = Map::new();
+    for name in headers.keys() {
+        let value = if REDACTED_HEADERS.contains(&name.as_str()) {
+            "(redacted)".to_string()
+        } else {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.insert(name.as_str().to_string(), Value::String(value));
+    }
+    Value::Object(out)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let (response, note) = admit_and_record(shared, req, info).await;
+    if shared.log_requests {
+        eprintln!(
+            "{} {} {method} {path} {note}",
+            info.peer,
+            response.status().as_u16()
+        );
+    }
+    response
+}
+
+/// The request's fate and a note for the log line (never a secret).
+async fn admit_and_record(
+    shared: &Shared,
+    req: Request<Incoming>,
+    info: &PeerInfo,
+) -> (Response<Full<Bytes>>, String) {
+    let (user, password) = match credentials(req.headers()) {
+        Credentials::Missing => {
+            return (
+                error_reply(
+                    StatusCode::UNAUTHORIZED,
+                    "Basic credentials of an inbound user are required",
+                ),
+                "no credentials".into(),
+            );
+        }
+        Credentials::Malformed(why) => {
+            return (error_reply(StatusCode::BAD_REQUEST, why), why.into());
+        }
+        Credentials::Basic { user, password } => (user, password),
+    };
+    let unauthorized = |note: String| {
+        (
+            error_reply(
+                StatusCode::UNAUTHORIZED,
+                "the inbound user or password is wrong",
+            ),
+            note,
+        )
+    };
+    let (store, generation) = shared.store.current();
+    let source = match store.inbound_user.get(&user) {
+        None => {
+            // Same work as a wrong password, so timing does not tell which names exist.
+            check::constant_time_eq(password.expose().as_bytes(), b"");
+            return unauthorized(format!("user={user}: no such inbound user"));
+        }
+        Some(record) => match &record.password {
+            None => return unauthorized(format!("user={user}: the inbound user has no password")),
+            Some(source) => source.clone(),
+        },
+    };
+    let expected = match shared
+        .expected_password(&store, generation, &user, &source)
+        .await
+    {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("error: cannot read the password of inbound-user '{user}': {e}");
+            return (
+                error_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server cannot check credentials right now",
+                ),
+                format!("user={user}: password unavailable"),
+            );
+        }
+    };
+    if !check::constant_time_eq(expected.expose().as_bytes(), password.expose().as_bytes()) {
+        return unauthorized(format!("user={user}: wrong password"));
+    }
+    let admission = match check::admission(&store, &user) {
+        Ok(admission) => admission,
+        Err(denial) => {
+            let note = match &denial {
+                Denial::OnlyInactive(c) => format!(
+                    "user={user}: only on inactive connection(s) {}",
+                    c.iter()
+                        .map(|c| c.connection.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => format!("user={user}: no connection names the user"),
+            };
+            return (
+                error_reply(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "inbound user '{user}' is not admitted: no active connection names it"
+                    ),
+                ),
+                note,
+            );
+        }
+    };
+
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        (
+            error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {} bytes", shared.max_body),
+            ),
+            format!("user={user}: body over {} bytes", shared.max_body),
+        )
+    };
+    if declared.is_some_and(|len| len > shared.max_body) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let limit = usize::try_from(shared.max_body).unwrap_or(usize::MAX);
+    let body =
+        match tokio::time::timeout(shared.request_timeout, Limited::new(body, limit).collect())
+            .await
+        {
+            Err(_) => {
+                return (
+                    error_reply(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the body took too long to arrive",
+                    ),
+                    format!("user={user}: body timed out"),
+                );
+            }
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+            Ok(Err(e)) => {
+                return (
+                    error_reply(StatusCode::BAD_REQUEST, "the body could not be read"),
+                    format!("user={user}: body unreadable: {e}"),
+                );
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+    if is_json(&parts.headers) && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return (
+            error_reply(
+                StatusCode::BAD_REQUEST,
+                "the body is declared as JSON but is not valid JSON",
+            ),
+            format!("user={user}: invalid JSON body"),
+        );
+    }
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let (body_value, body_base64) = match std::str::from_utf8(&body) {
+        Ok(text) => (text.to_string(), false),
+        Err(_) => (BASE64.encode(&body), true),
+    };
+    let record = json!({
+        "time": now_rfc3339(),
+        "id": id,
+        "integration": admission.integration,
+        "connection": admission.connection,
+        "environment": admission.environment.as_str(),
+        "user": user,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "version": format!("{:?}", parts.version),
+        "peer": info.peer.to_string(),
+        "client_cert": info.client_cert,
+        "headers": redacted_headers(&parts.headers),
+        "body": body_value,
+        "body_base64": body_base64,
+    });
+    let line = match serde_json::to_vec(&record) {
+        Ok(line) => line,
+        Err(e) => {
+            return (
+                error_reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the message could not be recorded",
+                ),
+                format!("user={user}: cannot encode the record: {e}"),
+            );
+        }
+    };
+    if let Err(e) = shared.spool.append(line).await {
+        eprintln!("error: cannot write to the spool: {e}");
+        return (
+            error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the message could not be recorded",
+            ),
+            format!("user={user}: spool write failed"),
+        );
+    }
+    let note = format!("user={user} connection={} id={id}", admission.connection);
+    (
+        reply(
+            StatusCode::ACCEPTED,
+            json!({
+                "id": id,
+                "integration": admission.integration,
+                "connection": admission.connection,
+            }),
+        ),
+        note,
+    )
+}
