@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 
 use crate::error::{Error, Result};
@@ -69,8 +69,7 @@ pub fn generate(dir: &Path, client_name: &str) -> Result<PkiFiles> {
 
     let leaf = |sans: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| {
         let key = KeyPair::generate().map_err(|e| rcgen_error("key", e))?;
-        let mut params =
-            CertificateParams::new(sans).map_err(|e| rcgen_error("certificate", e))?;
+        let mut params = CertificateParams::new(sans).map_err(|e| rcgen_error("certificate", e))?;
         params.distinguished_name = name(cn);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -88,11 +87,8 @@ pub fn generate(dir: &Path, client_name: &str) -> Result<PkiFiles> {
         "localhost",
         ExtendedKeyUsagePurpose::ServerAuth,
     )?;
-    let (client_pem, client_key) = leaf(
-        Vec::new(),
-        client_name,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    )?;
+    let (client_pem, client_key) =
+        leaf(Vec::new(), client_name, ExtendedKeyUsagePurpose::ClientAuth)?;
 
     let files = PkiFiles {
         ca_cert: dir.join("ca.pem"),

@@ -1,3 +1,4 @@
 //! End-to-end tests through the connctl binary. One test binary, one module per area.
 
+mod inbound;
 mod support;
