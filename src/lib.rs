@@ -1,6 +1,11 @@
 //! connctl: manage integrations and their connections.
 
+pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod inbound;
 pub mod model;
+pub mod output;
+pub mod pem;
 pub mod secrets;
+pub mod store;

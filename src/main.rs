@@ -1,1 +1,56 @@
-fn main() {}
+//! Parse, run, map the error to an exit code: nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use connctl::cli::Cli;
+use connctl::commands::{self, Context};
+use connctl::error::{Error, ErrorKind};
+use connctl::output::{self, Printer};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let color = output::use_color(cli.no_color);
+    match run(cli, color) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.message == output::BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) => report(&e, color),
+    }
+}
+
+fn run(cli: Cli, color: bool) -> Result<(), Error> {
+    let store_path = connctl::store::resolve_path(cli.store)?;
+    let ctx = Context {
+        store_path,
+        out: Printer {
+            format: cli.output,
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+            color,
+        },
+        verbose: cli.verbose,
+        yes: cli.yes,
+    };
+    commands::dispatch(&ctx, cli.command)
+}
+
+/// The one place an error becomes text on stderr and an exit code.
+fn report(err: &Error, color: bool) -> ExitCode {
+    let label = if color {
+        "\x1b[31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    eprintln!("{label} {err}");
+    debug_assert!(err.kind != ErrorKind::Failed || !err.message.is_empty());
+    ExitCode::from(err.exit_code())
+}

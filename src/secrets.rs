@@ -91,3 +91,55 @@ pub fn keyring_delete(at: &SecretRef) -> Result<()> {
     let _ = at;
     Ok(())
 }
+
+/// A secret as the command line supplies it (DESIGN.md §3): never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretInput {
+    /// Read the value from standard input now; keep it in the keyring.
+    Stdin,
+    Env(String),
+    File(std::path::PathBuf),
+    Cmd(String),
+}
+
+/// Turns a secret input into the source to record and, for stdin or a
+/// prompt, the value to put in the keyring. With no input, prompts without
+/// echo when `prompt` is given and stdin is a terminal; otherwise `None`.
+pub fn take_input(
+    input: Option<SecretInput>,
+    prompt: Option<&str>,
+) -> Result<Option<(SecretSource, Option<Secret>)>> {
+    use std::io::{IsTerminal, Read};
+    match input {
+        Some(SecretInput::Stdin) => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                Error::usage("cannot read the secret from standard input").with_source(&e)
+            })?;
+            let value = text
+                .strip_suffix("\r\n")
+                .or_else(|| text.strip_suffix('\n'))
+                .unwrap_or(&text);
+            if value.is_empty() {
+                return Err(Error::usage("standard input held no secret (it was empty)")
+                    .with_hint("pipe the value in, e.g. printf '%s' \"$PW\" | connctl ... --password-stdin"));
+            }
+            Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
+        }
+        Some(SecretInput::Env(var)) => Ok(Some((SecretSource::Env(var), None))),
+        Some(SecretInput::File(path)) => Ok(Some((SecretSource::File(path), None))),
+        Some(SecretInput::Cmd(cmd)) => Ok(Some((SecretSource::Cmd(cmd), None))),
+        None => match prompt {
+            Some(label) if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
+                let value = rpassword::prompt_password(format!("{label}: ")).map_err(|e| {
+                    Error::usage("cannot read the secret from the terminal").with_source(&e)
+                })?;
+                if value.is_empty() {
+                    return Err(Error::usage("no secret was entered"));
+                }
+                Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
+            }
+            _ => Ok(None),
+        },
+    }
+}

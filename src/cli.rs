@@ -1,0 +1,886 @@
+//! Every clap definition of the command line (DESIGN.md §4). Nothing here
+//! touches the store or the network.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::{Authentication, ClientAuth, Environment, Grant};
+use crate::output::Format;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the check failed (test found a problem, send got a non-2xx answer, inbound check denied)
+  2  usage: bad or missing arguments
+  3  not found: a named record does not exist
+  4  invalid: the store or an input file is invalid, a rule would be broken, a confirmation was declined
+  5  secret unavailable: keyring unreachable/locked/timed out, variable unset, file unreadable, command failed
+  6  network: DNS, connect, MID server, timeout
+  7  TLS: handshake, certificate verification, client certificate
+  8  authentication: 401/403 from the endpoint, 407 from the MID server, OAuth token refused
+
+Environment:
+  CONNCTL_STORE    the store file (default: <config dir>/connctl/store.toml)
+  CONNCTL_OUTPUT   table or json, like -o
+  CONNCTL_KEYRING  force a keyring backend (secret-service, keyutils)
+  NO_COLOR         no colors on stderr";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "connctl",
+    version,
+    about = "Manage integrations and their connections: endpoints, credentials, MID servers, and real authenticated sends",
+    long_about = "connctl keeps, per integration and environment, everything needed to send messages to a \
+remote system (endpoint, Basic/OAuth 2.0/mutual-TLS authentication, MID server) and the inbound user the \
+remote system authenticates as. One connection per integration is active at a time.\n\n\
+Records live in a TOML store; secret values live in the OS keyring or come from env:/file:/cmd: \
+sources, and are never printed.",
+    after_long_help = EXIT_CODES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The store file [default: <config dir>/connctl/store.toml]
+    #[arg(long, global = true, env = "CONNCTL_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+
+    /// Output format for data on stdout
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        env = "CONNCTL_OUTPUT",
+        value_enum,
+        default_value = "table"
+    )]
+    pub output: Format,
+
+    /// Print only data and errors: no status lines or hints
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More detail on stderr (-vv for more); secrets stay redacted
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No colors on stderr (also: NO_COLOR)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Answer yes to confirmations (sends through production connections)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Integrations: named flows of messages to and from one remote system
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Connections: how an integration reaches one environment of the remote system
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// OAuth 2.0 profiles: how to obtain access tokens
+    #[command(subcommand, name = "oauth-profile")]
+    OauthProfile(OauthProfileCommand),
+    /// Protocol profiles: client certificate, key and CA bundle for mutual TLS
+    #[command(subcommand, name = "protocol-profile")]
+    ProtocolProfile(ProtocolProfileCommand),
+    /// MID servers: HTTP(S) forward proxies for endpoints behind a firewall
+    #[command(subcommand, name = "mid-server")]
+    MidServer(MidServerCommand),
+    /// Inbound users: the identities remote systems authenticate as when they send to us
+    #[command(subcommand, name = "inbound-user")]
+    InboundUser(InboundUserCommand),
+    /// Check or serve inbound traffic from remote systems
+    #[command(subcommand)]
+    Inbound(InboundCommand),
+    /// Print the whole store (secret sources only, never values) as TOML, or JSON with -o json
+    Export(ExportArgs),
+    /// Add the records of an exported file to the store
+    Import(ImportArgs),
+    /// Check the keyring backend and that every secret can be resolved
+    Doctor(DoctorArgs),
+    /// Run the main job end to end on this machine, in a throwaway store
+    Demo(DemoArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+// ----- value enums -------------------------------------------------------
+
+/// An environment; input is case-insensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvArg {
+    Production,
+    PreProduction,
+    Test,
+    Development,
+    Sandbox,
+}
+
+impl From<EnvArg> for Environment {
+    fn from(value: EnvArg) -> Self {
+        match value {
+            EnvArg::Production => Environment::Production,
+            EnvArg::PreProduction => Environment::PreProduction,
+            EnvArg::Test => Environment::Test,
+            EnvArg::Development => Environment::Development,
+            EnvArg::Sandbox => Environment::Sandbox,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    Basic,
+    Oauth,
+    None,
+}
+
+impl From<AuthArg> for Authentication {
+    fn from(value: AuthArg) -> Self {
+        match value {
+            AuthArg::Basic => Authentication::Basic,
+            AuthArg::Oauth => Authentication::Oauth,
+            AuthArg::None => Authentication::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GrantArg {
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
+    Password,
+}
+
+impl From<GrantArg> for Grant {
+    fn from(value: GrantArg) -> Self {
+        match value {
+            GrantArg::ClientCredentials => Grant::ClientCredentials,
+            GrantArg::Password => Grant::Password,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientAuthArg {
+    /// client id and secret in an HTTP Basic header
+    Basic,
+    /// client id and secret in the form body
+    Body,
+}
+
+impl From<ClientAuthArg> for ClientAuth {
+    fn from(value: ClientAuthArg) -> Self {
+        match value {
+            ClientAuthArg::Basic => ClientAuth::Basic,
+            ClientAuthArg::Body => ClientAuth::Body,
+        }
+    }
+}
+
+// ----- secret inputs -----------------------------------------------------
+
+/// How a password enters: never as a value on the command line.
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = false)]
+pub struct PasswordArgs {
+    /// Read the password from standard input and keep it in the OS keyring
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Take the password from this environment variable whenever it is needed
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Read the password from this file whenever it is needed (trailing newline trimmed)
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub password_file: Option<PathBuf>,
+    /// Run this command whenever the password is needed; its stdout is the password
+    #[arg(long, value_name = "COMMAND")]
+    pub password_cmd: Option<String>,
+}
+
+/// How an OAuth client secret enters: never as a value on the command line.
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = false)]
+pub struct ClientSecretArgs {
+    /// Read the client secret from standard input and keep it in the OS keyring
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// Take the client secret from this environment variable whenever it is needed
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+    /// Read the client secret from this file whenever it is needed
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Run this command whenever the client secret is needed; its stdout is the secret
+    #[arg(long, value_name = "COMMAND")]
+    pub client_secret_cmd: Option<String>,
+}
+
+// ----- integration -------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// Add an integration
+    #[command(
+        after_help = "Example:\n  connctl integration add incident-sync --application \"IT Service Management\""
+    )]
+    Add {
+        /// Integration name
+        name: String,
+        /// The application it belongs to
+        #[arg(long)]
+        application: Option<String>,
+        /// What the integration does
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List integrations with their active connection
+    List,
+    /// Show one integration and its connections
+    Show {
+        /// Integration name
+        name: String,
+    },
+    /// Change an integration's application or description
+    Edit {
+        /// Integration name
+        name: String,
+        /// The application it belongs to ("" clears it)
+        #[arg(long)]
+        application: Option<String>,
+        /// What the integration does ("" clears it)
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Activate an integration by activating one of its connections
+    #[command(
+        long_about = "Activate an integration by activating one of its connections.\n\n\
+The connection is --connection, else the one for --env, else the only connection, else the one most \
+recently active. Otherwise connctl lists the candidates and asks you to choose."
+    )]
+    Activate {
+        /// Integration name
+        name: String,
+        /// The connection to activate
+        #[arg(long, conflicts_with = "env")]
+        connection: Option<String>,
+        /// Activate the integration's connection for this environment
+        #[arg(long, value_enum, ignore_case = true)]
+        env: Option<EnvArg>,
+    },
+    /// Deactivate an integration's active connection
+    Deactivate {
+        /// Integration name
+        name: String,
+    },
+    /// Remove an integration (refused while connections belong to it)
+    Remove {
+        /// Integration name
+        name: String,
+    },
+}
+
+// ----- connection --------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Add a connection of an integration to one environment
+    #[command(after_help = "Examples:\n  \
+printf '%s' \"$PW\" | connctl connection add incident-sync.test --integration incident-sync --env test \\\n      \
+--url https://test.example.com/api/incident --auth basic --user svc.incident --password-stdin\n  \
+connctl connection add incident-sync.prod --integration incident-sync --env production \\\n      \
+--url https://api.example.com/api/incident --auth oauth --oauth-profile corp-idp \\\n      \
+--mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident")]
+    Add(ConnectionAddArgs),
+    /// List connections
+    List(ConnectionListArgs),
+    /// Show one connection
+    Show {
+        /// Connection name
+        name: String,
+    },
+    /// Change a connection; only the flags given change
+    Edit(ConnectionEditArgs),
+    /// Activate a connection, deactivating the integration's others
+    Activate {
+        /// Connection name
+        name: String,
+    },
+    /// Deactivate a connection (its integration becomes inactive)
+    Deactivate {
+        /// Connection name
+        name: String,
+    },
+    /// Remove a connection and its keyring entries
+    Remove {
+        /// Connection name
+        name: String,
+    },
+    /// Copy a connection to another environment (inactive, without secrets)
+    #[command(
+        after_help = "Example:\n  connctl connection copy incident-sync.test incident-sync.dev --env development --url https://dev.example.com/api/incident"
+    )]
+    Copy {
+        /// The connection to copy
+        source: String,
+        /// Name of the new connection
+        new: String,
+        /// Environment of the new connection
+        #[arg(long, value_enum, ignore_case = true)]
+        env: EnvArg,
+        /// Endpoint URL of the new connection (default: the source's)
+        #[arg(long)]
+        url: Option<String>,
+        /// Allow a plain http URL for a production connection
+        #[arg(long)]
+        allow_http: bool,
+    },
+    /// Test a connection stage by stage: secrets, OAuth token, DNS, TCP, MID server, TLS, HTTP
+    Test(ConnectionTestArgs),
+    /// Send one message through a connection
+    Send(ConnectionSendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionAddArgs {
+    /// Connection name (e.g. incident-sync.prod)
+    pub name: String,
+    /// The integration it belongs to
+    #[arg(long)]
+    pub integration: String,
+    /// The environment it reaches
+    #[arg(long, value_enum, ignore_case = true)]
+    pub env: EnvArg,
+    /// Endpoint URL (absolute http or https)
+    #[arg(long)]
+    pub url: String,
+    /// Allow a plain http URL for a production connection
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Authentication [default: oauth with --oauth-profile, basic with --user, else none]
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
+    /// User for basic authentication (and the resource owner of a password grant)
+    #[arg(long)]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// OAuth profile for --auth oauth
+    #[arg(long)]
+    pub oauth_profile: Option<String>,
+    /// Present a client certificate (needs --protocol-profile)
+    #[arg(long)]
+    pub mutual_auth: bool,
+    /// Protocol profile with the client certificate for mutual TLS
+    #[arg(long)]
+    pub protocol_profile: Option<String>,
+    /// MID server (forward proxy) to reach the endpoint through
+    #[arg(long)]
+    pub mid_server: Option<String>,
+    /// Inbound user the remote system authenticates as
+    #[arg(long)]
+    pub inbound_user: Option<String>,
+    /// Extra trust roots (PEM) for a private CA
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub ca_bundle: Option<PathBuf>,
+    /// A variable KEY=VALUE (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Make it the integration's active connection
+    #[arg(long)]
+    pub activate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionListArgs {
+    /// Only connections of this integration
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// Only connections to this environment
+    #[arg(long, value_enum, ignore_case = true)]
+    pub env: Option<EnvArg>,
+    /// Only active connections
+    #[arg(long)]
+    pub active: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionEditArgs {
+    /// Connection name
+    pub name: String,
+    /// Move the connection to another integration (it is deactivated)
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// The environment it reaches
+    #[arg(long, value_enum, ignore_case = true)]
+    pub env: Option<EnvArg>,
+    /// Endpoint URL (absolute http or https)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Allow a plain http URL for a production connection
+    #[arg(long, overrides_with = "no_allow_http")]
+    pub allow_http: bool,
+    /// Stop allowing plain http for production
+    #[arg(long)]
+    pub no_allow_http: bool,
+    /// Authentication (switching away from oauth drops the OAuth profile)
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
+    /// User for basic authentication ("" clears it)
+    #[arg(long)]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// OAuth profile for --auth oauth
+    #[arg(long)]
+    pub oauth_profile: Option<String>,
+    /// Present a client certificate (needs a protocol profile)
+    #[arg(long, overrides_with = "no_mutual_auth")]
+    pub mutual_auth: bool,
+    /// Stop presenting a client certificate (drops the protocol profile)
+    #[arg(long)]
+    pub no_mutual_auth: bool,
+    /// Protocol profile with the client certificate for mutual TLS
+    #[arg(long)]
+    pub protocol_profile: Option<String>,
+    /// MID server to reach the endpoint through
+    #[arg(long, conflicts_with = "no_mid_server")]
+    pub mid_server: Option<String>,
+    /// Reach the endpoint directly
+    #[arg(long)]
+    pub no_mid_server: bool,
+    /// Inbound user the remote system authenticates as
+    #[arg(long, conflicts_with = "no_inbound_user")]
+    pub inbound_user: Option<String>,
+    /// Remove the inbound user
+    #[arg(long)]
+    pub no_inbound_user: bool,
+    /// Extra trust roots (PEM) for a private CA
+    #[arg(long, value_name = "PEM", conflicts_with = "no_ca_bundle", value_hint = clap::ValueHint::FilePath)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Trust only the OS roots again
+    #[arg(long)]
+    pub no_ca_bundle: bool,
+    /// Set a variable KEY=VALUE (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Remove a variable (repeatable)
+    #[arg(long = "unset-var", value_name = "KEY")]
+    pub unset_vars: Vec<String>,
+}
+
+/// Which connection(s) a test or send is about.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionTarget {
+    /// Connection name
+    pub name: Option<String>,
+    /// Use this integration's active connection (or its --env connection)
+    #[arg(long, conflicts_with = "name")]
+    pub integration: Option<String>,
+    /// With --integration: the integration's connection for this environment
+    #[arg(long, value_enum, ignore_case = true, requires = "integration")]
+    pub env: Option<EnvArg>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  connctl connection test incident-sync.prod\n  \
+connctl connection test --integration incident-sync --env test -o json\n  \
+connctl connection test --all --active --jobs 32\n  \
+connctl connection test incident-sync.prod --method POST --expect 405"
+)]
+pub struct ConnectionTestArgs {
+    #[command(flatten)]
+    pub target: ConnectionTarget,
+    /// Test every connection, concurrently
+    #[arg(long, conflicts_with_all = ["name", "integration"])]
+    pub all: bool,
+    /// With --all: only active connections
+    #[arg(long, requires = "all")]
+    pub active: bool,
+    /// With --all: how many connections to test at once
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// HTTP method of the test request
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Path joined to the endpoint URL
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Accept this HTTP status as success (repeatable); default: any 2xx or 3xx
+    #[arg(long = "expect", value_name = "STATUS", value_parser = clap::value_parser!(u16).range(100..=599))]
+    pub expect: Vec<u16>,
+    /// Seconds before a stage gives up
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Skip server certificate verification (test only; says what it skips)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  connctl connection send incident-sync.test -X POST -d @event.json\n  \
+connctl connection send --integration incident-sync -X POST -d @- < event.json\n  \
+connctl connection send incident-sync.prod --path /123 -H 'Accept: application/json' --yes"
+)]
+pub struct ConnectionSendArgs {
+    #[command(flatten)]
+    pub target: ConnectionTarget,
+    /// HTTP method [default: POST with a body, else GET]
+    #[arg(short = 'X', long = "method", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Path joined to the endpoint URL
+    #[arg(long)]
+    pub path: Option<String>,
+    /// A request header 'Name: value' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The body: TEXT, @FILE, or @- for standard input
+    #[arg(short = 'd', long = "data", value_name = "TEXT|@FILE|@-")]
+    pub data: Option<String>,
+    /// Content-Type of the body [default: application/json]
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Seconds before the send gives up
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Retry connection failures and 502/503/504 this many times, with backoff
+    #[arg(long, default_value_t = 0)]
+    pub retry: u32,
+    /// Print the response status line and headers before the body
+    #[arg(short = 'i', long)]
+    pub include: bool,
+}
+
+// ----- oauth-profile -----------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum OauthProfileCommand {
+    /// Add an OAuth 2.0 profile
+    #[command(
+        after_help = "Example:\n  printf '%s' \"$SECRET\" | connctl oauth-profile add corp-idp \\\n      \
+--token-url https://idp.example.com/oauth/token --client-id connctl --scope incident.write --client-secret-stdin"
+    )]
+    Add(OauthProfileArgs),
+    /// List OAuth profiles
+    List,
+    /// Show one OAuth profile
+    Show {
+        /// Profile name
+        name: String,
+    },
+    /// Change an OAuth profile; only the flags given change
+    Edit(OauthProfileEditArgs),
+    /// Remove an OAuth profile (refused while connections use it)
+    Remove {
+        /// Profile name
+        name: String,
+    },
+    /// Fetch (or reuse the cached) access token and show its expiry and scopes
+    Token(OauthTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OauthProfileArgs {
+    /// Profile name
+    pub name: String,
+    /// Token endpoint URL
+    #[arg(long)]
+    pub token_url: String,
+    /// Client id
+    #[arg(long)]
+    pub client_id: String,
+    /// Grant type
+    #[arg(long, value_enum, default_value = "client_credentials")]
+    pub grant: GrantArg,
+    /// How the client authenticates to the token endpoint
+    #[arg(long, value_enum, default_value = "basic")]
+    pub client_auth: ClientAuthArg,
+    /// A scope to request (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub secret: ClientSecretArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OauthProfileEditArgs {
+    /// Profile name
+    pub name: String,
+    /// Token endpoint URL
+    #[arg(long)]
+    pub token_url: Option<String>,
+    /// Client id
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Grant type
+    #[arg(long, value_enum)]
+    pub grant: Option<GrantArg>,
+    /// How the client authenticates to the token endpoint
+    #[arg(long, value_enum)]
+    pub client_auth: Option<ClientAuthArg>,
+    /// Replace the scopes with these (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE", conflicts_with = "no_scopes")]
+    pub scopes: Vec<String>,
+    /// Request no scopes
+    #[arg(long)]
+    pub no_scopes: bool,
+    #[command(flatten)]
+    pub secret: ClientSecretArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OauthTokenArgs {
+    /// Profile name
+    pub name: String,
+    /// Fetch as this connection does (its MID server, CA bundle, and user for the password grant)
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// Print the access token itself on stdout
+    #[arg(long)]
+    pub print: bool,
+}
+
+// ----- protocol-profile --------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum ProtocolProfileCommand {
+    /// Add a protocol profile (the files are checked now and read when used)
+    #[command(
+        after_help = "Example:\n  connctl protocol-profile add corp-mtls --client-cert /etc/connctl/client.pem \\\n      \
+--client-key /etc/connctl/client.key --ca-bundle /etc/connctl/partner-ca.pem"
+    )]
+    Add(ProtocolProfileArgs),
+    /// List protocol profiles
+    List,
+    /// Show one protocol profile, with the client certificate's subject and expiry
+    Show {
+        /// Profile name
+        name: String,
+    },
+    /// Change a protocol profile; only the flags given change
+    Edit(ProtocolProfileEditArgs),
+    /// Remove a protocol profile (refused while connections use it)
+    Remove {
+        /// Profile name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProtocolProfileArgs {
+    /// Profile name
+    pub name: String,
+    /// Client certificate chain (PEM)
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub client_cert: PathBuf,
+    /// Client private key (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub client_key: PathBuf,
+    /// Extra trust roots (PEM) for the server's CA
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProtocolProfileEditArgs {
+    /// Profile name
+    pub name: String,
+    /// Client certificate chain (PEM)
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub client_cert: Option<PathBuf>,
+    /// Client private key (PEM)
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub client_key: Option<PathBuf>,
+    /// Extra trust roots (PEM)
+    #[arg(long, value_name = "PEM", conflicts_with = "no_ca_bundle", value_hint = clap::ValueHint::FilePath)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Drop the CA bundle
+    #[arg(long)]
+    pub no_ca_bundle: bool,
+}
+
+// ----- mid-server --------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum MidServerCommand {
+    /// Add a MID server
+    #[command(
+        after_help = "Example:\n  connctl mid-server add dmz-mid --url http://mid.internal:3128 --user mid --password-env MID_PASSWORD"
+    )]
+    Add(MidServerArgs),
+    /// List MID servers
+    List,
+    /// Show one MID server
+    Show {
+        /// MID server name
+        name: String,
+    },
+    /// Change a MID server; only the flags given change
+    Edit(MidServerEditArgs),
+    /// Remove a MID server (refused while connections use it)
+    Remove {
+        /// MID server name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MidServerArgs {
+    /// MID server name
+    pub name: String,
+    /// Proxy URL (http:// or https://)
+    #[arg(long)]
+    pub url: String,
+    /// Proxy user (needs a password source)
+    #[arg(long)]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MidServerEditArgs {
+    /// MID server name
+    pub name: String,
+    /// Proxy URL (http:// or https://)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Proxy user
+    #[arg(long, conflicts_with = "no_user")]
+    pub user: Option<String>,
+    /// No proxy authentication (drops user and password)
+    #[arg(long)]
+    pub no_user: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+// ----- inbound-user ------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum InboundUserCommand {
+    /// Add an inbound user (prompts for the password on a terminal)
+    #[command(
+        after_help = "Example:\n  printf '%s' \"$PW\" | connctl inbound-user add remote.incident --password-stdin"
+    )]
+    Add {
+        /// Inbound user name
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List inbound users and the connections that admit them
+    List,
+    /// Show one inbound user
+    Show {
+        /// Inbound user name
+        name: String,
+    },
+    /// Remove an inbound user (refused while connections name it)
+    Remove {
+        /// Inbound user name
+        name: String,
+    },
+    /// Set an inbound user's password (or its source)
+    SetPassword {
+        /// Inbound user name
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+// ----- inbound -----------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum InboundCommand {
+    /// Which integration and connection admit an inbound user, or why none does
+    Check(InboundCheckArgs),
+    /// Receive messages from remote systems over HTTP(S)
+    Serve(InboundServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InboundCheckArgs {
+    /// Inbound user name
+    pub user: String,
+    /// Also check a password, read from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InboundServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen: String,
+    /// Server certificate chain (PEM); serves HTTPS
+    #[arg(long, value_name = "PEM", requires = "tls_key", value_hint = clap::ValueHint::FilePath)]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM)
+    #[arg(long, value_name = "PEM", requires = "tls_cert", value_hint = clap::ValueHint::FilePath)]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM)
+    #[arg(long, value_name = "PEM", requires = "tls_cert", value_hint = clap::ValueHint::FilePath)]
+    pub client_ca: Option<PathBuf>,
+    /// Append accepted messages to DIR/messages.jsonl (default: stdout)
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub spool: Option<PathBuf>,
+    /// Largest accepted body (e.g. 10MiB, 512KiB, 1000)
+    #[arg(long, default_value = "10MiB", value_name = "SIZE")]
+    pub max_body: String,
+    /// Seconds a client may take to send a request
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
+}
+
+// ----- the rest ----------------------------------------------------------
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A file written by `connctl export` (TOML), or - for standard input
+    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub file: PathBuf,
+    /// Replace records that exist with a different content (default: refuse)
+    #[arg(long)]
+    pub replace: bool,
+    /// Say what would change, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

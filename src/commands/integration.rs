@@ -1,0 +1,306 @@
+//! `connctl integration ...`
+
+use serde_json::Value;
+
+use super::{Context, check_new_name, not_found, now_rfc3339, record_json, refuse_if_referenced};
+use crate::cli::IntegrationCommand;
+use crate::error::{Error, Result};
+use crate::model::{Environment, Integration, RecordKind, Store};
+use crate::output::or_dash;
+
+const KIND: RecordKind = RecordKind::Integration;
+
+pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
+    match cmd {
+        IntegrationCommand::Add {
+            name,
+            application,
+            description,
+        } => {
+            ctx.update(|store| {
+                check_new_name(store, KIND, &name)?;
+                store.integration.insert(
+                    name.clone(),
+                    Integration {
+                        application: non_empty(application),
+                        description: non_empty(description),
+                    },
+                );
+                Ok(())
+            })?;
+            ctx.out.status(&format!("added integration '{name}'"));
+            ctx.out.hint(&format!(
+                "add a connection: connctl connection add {name}.test --integration {name} --env test --url https://..."
+            ));
+            Ok(())
+        }
+        IntegrationCommand::List => list(ctx),
+        IntegrationCommand::Show { name } => show(ctx, &name),
+        IntegrationCommand::Edit {
+            name,
+            application,
+            description,
+        } => {
+            ctx.update(|store| {
+                let record = store
+                    .integration
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| not_found(store, KIND, &name))?;
+                let mut record = record;
+                if let Some(app) = application {
+                    record.application = non_empty(Some(app));
+                }
+                if let Some(desc) = description {
+                    record.description = non_empty(Some(desc));
+                }
+                store.integration.insert(name.clone(), record);
+                Ok(())
+            })?;
+            ctx.out.status(&format!("updated integration '{name}'"));
+            Ok(())
+        }
+        IntegrationCommand::Activate {
+            name,
+            connection,
+            env,
+        } => {
+            let (chosen, deactivated) = ctx.update(|store| {
+                let chosen =
+                    choose_connection(store, &name, connection.as_deref(), env.map(Into::into))?;
+                let deactivated = store.activate_connection(&chosen, &now_rfc3339());
+                Ok((chosen, deactivated))
+            })?;
+            ctx.out.status(&format!(
+                "integration '{name}' is active through connection '{chosen}'"
+            ));
+            for other in deactivated {
+                ctx.out.status(&format!("deactivated connection '{other}'"));
+            }
+            Ok(())
+        }
+        IntegrationCommand::Deactivate { name } => {
+            let was = ctx.update(|store| {
+                if !store.integration.contains_key(&name) {
+                    return Err(not_found(store, KIND, &name));
+                }
+                let active = store.active_connection_of(&name).map(str::to_string);
+                if let Some(active) = &active
+                    && let Some(c) = store.connection.get_mut(active)
+                {
+                    c.active = false;
+                }
+                Ok(active)
+            })?;
+            match was {
+                Some(c) => ctx.out.status(&format!(
+                    "integration '{name}' is inactive (deactivated connection '{c}')"
+                )),
+                None => ctx
+                    .out
+                    .status(&format!("integration '{name}' was already inactive")),
+            }
+            Ok(())
+        }
+        IntegrationCommand::Remove { name } => {
+            ctx.update(|store| {
+                if !store.integration.contains_key(&name) {
+                    return Err(not_found(store, KIND, &name));
+                }
+                refuse_if_referenced(store, KIND, &name)?;
+                store.integration.remove(&name);
+                Ok(())
+            })?;
+            ctx.out.status(&format!("removed integration '{name}'"));
+            Ok(())
+        }
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// Rule 2: which connection `integration activate` turns on.
+fn choose_connection(
+    store: &Store,
+    integration: &str,
+    connection: Option<&str>,
+    env: Option<Environment>,
+) -> Result<String> {
+    if !store.integration.contains_key(integration) {
+        return Err(not_found(store, KIND, integration));
+    }
+    let candidates: Vec<(&String, &crate::model::Connection)> =
+        store.connections_of(integration).collect();
+    let listing = || {
+        candidates
+            .iter()
+            .map(|(n, c)| format!("{n} ({})", c.environment))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(wanted) = connection {
+        let Some(c) = store.connection.get(wanted) else {
+            return Err(not_found(store, RecordKind::Connection, wanted));
+        };
+        if c.integration != integration {
+            return Err(Error::invalid(format!(
+                "connection '{wanted}' belongs to integration '{}', not '{integration}'",
+                c.integration
+            ))
+            .with_hint(format!("its connections: {}", listing())));
+        }
+        return Ok(wanted.to_string());
+    }
+    if candidates.is_empty() {
+        return Err(Error::invalid(format!(
+            "integration '{integration}' has no connections to activate"
+        ))
+        .with_hint(format!(
+            "add one: connctl connection add {integration}.test --integration {integration} --env test --url https://..."
+        )));
+    }
+    if let Some(env) = env {
+        let matching: Vec<&String> = candidates
+            .iter()
+            .filter(|(_, c)| c.environment == env)
+            .map(|(n, _)| *n)
+            .collect();
+        return match matching.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => Err(Error::new(
+                crate::error::ErrorKind::NotFound,
+                format!("integration '{integration}' has no {env} connection"),
+            )
+            .with_hint(format!("its connections: {}", listing()))),
+            many => Err(Error::usage(format!(
+                "integration '{integration}' has {} {env} connections: {}",
+                many.len(),
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_hint(format!(
+                "choose one: connctl integration activate {integration} --connection {}",
+                many[0]
+            ))),
+        };
+    }
+    if let [(only, _)] = candidates.as_slice() {
+        return Ok(only.to_string());
+    }
+    let recent = candidates
+        .iter()
+        .filter_map(|(n, c)| c.last_activated.as_deref().map(|t| (t, *n)))
+        .max();
+    if let Some((_, name)) = recent {
+        return Ok(name.clone());
+    }
+    Err(Error::usage(format!(
+        "integration '{integration}' has {} connections and none was active before: {}",
+        candidates.len(),
+        listing()
+    ))
+    .with_hint(format!(
+        "choose one: connctl integration activate {integration} --connection {} (or --env ENV)",
+        candidates[0].0
+    )))
+}
+
+fn integration_json(store: &Store, name: &str, record: &Integration) -> Result<Value> {
+    let mut map = record_json(name, record)?;
+    let active = store.active_connection_of(name);
+    map.insert("active".into(), Value::Bool(active.is_some()));
+    map.insert(
+        "active_connection".into(),
+        active.map_or(Value::Null, |a| Value::String(a.to_string())),
+    );
+    Ok(Value::Object(map))
+}
+
+fn list(ctx: &Context) -> Result<()> {
+    let store = ctx.load()?;
+    if ctx.out.is_json() {
+        let items = store
+            .integration
+            .iter()
+            .map(|(n, r)| integration_json(&store, n, r))
+            .collect::<Result<Vec<_>>>()?;
+        return ctx.out.json(&Value::Array(items));
+    }
+    let rows = store
+        .integration
+        .iter()
+        .map(|(name, r)| {
+            let active = store.active_connection_of(name);
+            vec![
+                name.clone(),
+                yes_no(active.is_some()),
+                or_dash(active),
+                store.connections_of(name).count().to_string(),
+                or_dash(r.application.as_deref()),
+            ]
+        })
+        .collect();
+    ctx.out.table(
+        &[
+            "name",
+            "active",
+            "active connection",
+            "connections",
+            "application",
+        ],
+        rows,
+    )
+}
+
+fn show(ctx: &Context, name: &str) -> Result<()> {
+    let store = ctx.load()?;
+    let record = store
+        .integration
+        .get(name)
+        .ok_or_else(|| not_found(&store, KIND, name))?;
+    if ctx.out.is_json() {
+        let mut value = integration_json(&store, name, record)?;
+        let connections: Vec<Value> = store
+            .connections_of(name)
+            .map(|(n, _)| Value::String(n.clone()))
+            .collect();
+        if let Value::Object(map) = &mut value {
+            map.insert("connections".into(), Value::Array(connections));
+        }
+        return ctx.out.json(&value);
+    }
+    let active = store.active_connection_of(name);
+    let connections: Vec<String> = store
+        .connections_of(name)
+        .map(|(n, c)| {
+            format!(
+                "{n} ({}{})",
+                c.environment,
+                if c.active { ", active" } else { "" }
+            )
+        })
+        .collect();
+    ctx.out.fields(&[
+        ("name", name.to_string()),
+        ("application", or_dash(record.application.as_deref())),
+        ("description", or_dash(record.description.as_deref())),
+        ("active", yes_no(active.is_some())),
+        ("active connection", or_dash(active)),
+        (
+            "connections",
+            if connections.is_empty() {
+                "-".to_string()
+            } else {
+                connections.join(", ")
+            },
+        ),
+    ])
+}
+
+pub fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}

@@ -1,0 +1,317 @@
+//! Command handlers: thin glue from parsed arguments to the store, the
+//! secrets, the network and the printer. One module per command group.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::cli::{ClientSecretArgs, Command, PasswordArgs};
+use crate::error::{Error, Result};
+use crate::model::{RecordKind, SecretSource, Store};
+use crate::output::Printer;
+use crate::secrets::{self, Secret, SecretInput, SecretRef};
+
+pub mod completions;
+pub mod connection;
+pub mod demo;
+pub mod doctor;
+pub mod inbound;
+pub mod integration;
+pub mod outbound;
+pub mod profiles;
+pub mod transfer;
+
+/// What every command gets: the store path and the printer with the global flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store_path: PathBuf,
+    pub out: Printer,
+    pub verbose: u8,
+    pub yes: bool,
+}
+
+impl Context {
+    pub fn load(&self) -> Result<Store> {
+        self.out
+            .debug(1, &format!("store: {}", self.store_path.display()));
+        crate::store::load(&self.store_path)
+    }
+
+    pub fn update<T>(&self, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        self.out
+            .debug(1, &format!("store (write): {}", self.store_path.display()));
+        crate::store::update(&self.store_path, change)
+    }
+}
+
+pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
+    match command {
+        Command::Integration(cmd) => integration::run(ctx, cmd),
+        Command::Connection(cmd) => connection::run(ctx, cmd),
+        Command::OauthProfile(cmd) => profiles::oauth(ctx, cmd),
+        Command::ProtocolProfile(cmd) => profiles::protocol(ctx, cmd),
+        Command::MidServer(cmd) => profiles::mid_server(ctx, cmd),
+        Command::InboundUser(cmd) => profiles::inbound_user(ctx, cmd),
+        Command::Inbound(cmd) => inbound::run(ctx, cmd),
+        Command::Export(args) => transfer::export(ctx, args),
+        Command::Import(args) => transfer::import(ctx, args),
+        Command::Doctor(args) => doctor::run(ctx, args),
+        Command::Demo(args) => demo::run(ctx, args),
+        Command::Completions(args) => completions::run(ctx, args),
+    }
+}
+
+/// The current time as RFC 3339, for activation stamps.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A record as JSON: `name` first, then the store's fields.
+pub fn record_json(name: &str, record: &impl Serialize) -> Result<Map<String, Value>> {
+    let mut map = Map::new();
+    map.insert("name".into(), Value::String(name.to_string()));
+    match serde_json::to_value(record) {
+        Ok(Value::Object(fields)) => map.extend(fields),
+        Ok(_) => {}
+        Err(e) => return Err(Error::failed("cannot render JSON").with_source(&e)),
+    }
+    Ok(map)
+}
+
+pub fn password_input(args: &PasswordArgs) -> Option<SecretInput> {
+    secret_input(
+        args.password_stdin,
+        &args.password_env,
+        &args.password_file,
+        &args.password_cmd,
+    )
+}
+
+pub fn client_secret_input(args: &ClientSecretArgs) -> Option<SecretInput> {
+    secret_input(
+        args.client_secret_stdin,
+        &args.client_secret_env,
+        &args.client_secret_file,
+        &args.client_secret_cmd,
+    )
+}
+
+fn secret_input(
+    stdin: bool,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    cmd: &Option<String>,
+) -> Option<SecretInput> {
+    if stdin {
+        Some(SecretInput::Stdin)
+    } else if let Some(var) = env {
+        Some(SecretInput::Env(var.clone()))
+    } else if let Some(path) = file {
+        // Relative paths would break when connctl runs from another folder.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        Some(SecretInput::File(path))
+    } else {
+        cmd.as_ref().map(|c| SecretInput::Cmd(c.clone()))
+    }
+}
+
+/// A secret taken from the command line before the store lock is held:
+/// the source to record, and a value bound for the keyring.
+pub struct TakenSecret {
+    pub source: SecretSource,
+    pub value: Option<Secret>,
+}
+
+pub fn take_secret(
+    input: Option<SecretInput>,
+    prompt: Option<&str>,
+) -> Result<Option<TakenSecret>> {
+    if let Some(SecretInput::Env(var) | SecretInput::Cmd(var)) = &input
+        && var.trim().is_empty()
+    {
+        return Err(Error::usage("the secret source is empty"));
+    }
+    Ok(secrets::take_input(input, prompt)?.map(|(source, value)| TakenSecret { source, value }))
+}
+
+/// Records a taken secret on a record inside a store update: a value goes to
+/// the keyring under the store's id; an earlier keyring value that is no
+/// longer used is removed. Returns the source to put in the record.
+pub fn keep_secret(
+    ctx: &Context,
+    store: &Store,
+    kind: RecordKind,
+    name: &str,
+    field: &str,
+    previous: Option<&SecretSource>,
+    taken: TakenSecret,
+) -> Result<SecretSource> {
+    let at = SecretRef::new(&store.store_id, kind, name, field);
+    match &taken.value {
+        Some(value) => {
+            secrets::keyring_set(&at, value)?;
+            ctx.out
+                .debug(1, &format!("keyring: stored {}", at.account()));
+        }
+        None => {
+            if previous == Some(&SecretSource::Keyring)
+                && let Err(e) = secrets::keyring_delete(&at)
+            {
+                ctx.out.warn(&format!(
+                    "the old keyring entry {} could not be removed: {}",
+                    at.account(),
+                    e.message
+                ));
+            }
+        }
+    }
+    Ok(taken.source)
+}
+
+/// Removes the keyring entries of a record that is going away; a failure is a
+/// warning (the record goes anyway), naming the entry left behind.
+pub fn forget_secrets(ctx: &Context, store: &Store, kind: RecordKind, name: &str, fields: &[&str]) {
+    for field in fields {
+        let at = SecretRef::new(&store.store_id, kind, name, field);
+        if let Err(e) = secrets::keyring_delete(&at) {
+            ctx.out.warn(&format!(
+                "keyring entry {} could not be removed: {}",
+                at.account(),
+                e.message
+            ));
+        }
+    }
+}
+
+/// Refuses to remove a record that others reference, naming them.
+pub fn refuse_if_referenced(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
+    let referrers = store.referrers(kind, name);
+    if referrers.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = referrers.iter().map(|(_, n)| n.clone()).collect();
+    let hint = match kind {
+        RecordKind::Integration => "remove its connections first".to_string(),
+        _ => format!(
+            "point them elsewhere first, e.g. `connctl connection edit {} ...`, or remove them",
+            names[0]
+        ),
+    };
+    Err(Error::invalid(format!(
+        "{kind} '{name}' is used by {} connection{}: {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ))
+    .with_hint(hint))
+}
+
+/// Fails with exit 3 unless the record exists.
+pub fn require(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
+    if store.contains(kind, name) {
+        Ok(())
+    } else {
+        Err(not_found(store, kind, name))
+    }
+}
+
+/// "does not exist", with the closest existing name as a hint.
+pub fn not_found(store: &Store, kind: RecordKind, name: &str) -> Error {
+    let err = Error::not_found(kind.cli_name(), name);
+    match closest(store.names(kind), name) {
+        Some(near) => err.with_hint(format!(
+            "did you mean '{near}'? (`connctl {kind} list` shows all)"
+        )),
+        None if store.names(kind).is_empty() => err.with_hint(format!(
+            "there are no {kind} records yet: add one with `connctl {kind} add`"
+        )),
+        None => err,
+    }
+}
+
+fn closest<'a>(names: Vec<&'a str>, name: &str) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    names
+        .into_iter()
+        .map(|n| (edit_distance(&n.to_ascii_lowercase(), &lower), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = current;
+        }
+    }
+    row[b.len()]
+}
+
+/// Fails with exit 4 when a name breaks the naming rule.
+pub fn check_new_name(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
+    crate::model::check_name(kind, name).map_err(Error::invalid)?;
+    if store.contains(kind, name) {
+        return Err(
+            Error::invalid(format!("{kind} '{name}' already exists")).with_hint(format!(
+                "change it with `connctl {kind} edit {name}`, or pick another name"
+            )),
+        );
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` from `--var`.
+pub fn parse_var(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(Error::usage(format!("--var '{text}' is not KEY=VALUE"))),
+    }
+}
+
+/// Checks a URL flag; a bad URL is invalid input (exit 4).
+pub fn check_url(flag: &str, url: &str) -> Result<String> {
+    crate::model::check_http_url(url).map_err(|m| Error::invalid(format!("{flag}: {m}")))
+}
+
+/// Makes a file path absolute so the store works from any folder, and checks it exists.
+pub fn existing_file(flag: &str, path: &std::path::Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if !abs.is_file() {
+        return Err(Error::invalid(format!(
+            "{flag}: {} is not a readable file",
+            abs.display()
+        )));
+    }
+    Ok(abs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            closest(vec!["incident-sync", "other"], "incident-snyc"),
+            Some("incident-sync")
+        );
+        assert_eq!(closest(vec!["abc"], "xyz"), None);
+    }
+}

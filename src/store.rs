@@ -1,0 +1,316 @@
+//! The store file: where it lives, loading with located errors, and locked,
+//! validated, atomic saves (DESIGN.md §2).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::model::{RuleViolation, STORE_VERSION, Store};
+
+/// The store path: `--store` / `CONNCTL_STORE` (both arrive as `explicit`),
+/// else `<config dir>/connctl/store.toml`.
+pub fn resolve_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        if path.as_os_str().is_empty() {
+            return Err(Error::usage("the store path is empty")
+                .with_hint("give --store a file path, or unset CONNCTL_STORE to use the default"));
+        }
+        return Ok(path);
+    }
+    let dir = dirs::config_dir().ok_or_else(|| {
+        Error::usage("cannot find a configuration folder for the default store")
+            .with_hint("set HOME, or pass --store PATH (or CONNCTL_STORE)")
+    })?;
+    Ok(dir.join("connctl").join("store.toml"))
+}
+
+/// Loads the store for reading. A missing file is an empty store (not yet
+/// written). Readers take no lock: saves replace the file atomically.
+pub fn load(path: &Path) -> Result<Store> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse(path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::new()),
+        Err(e) => {
+            Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
+        }
+    }
+}
+
+/// Parses and validates store text; errors carry `path:line:column`.
+pub fn parse(path: &Path, text: &str) -> Result<Store> {
+    let store: Store = match toml::from_str(text) {
+        Ok(store) => store,
+        Err(e) => {
+            if let Some(version) = top_level_version(text)
+                && version > STORE_VERSION
+            {
+                return Err(newer_version(path, version));
+            }
+            let (line, col) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((1, 1));
+            return Err(Error::invalid(format!(
+                "{}:{line}:{col}: the store is not valid: {}",
+                path.display(),
+                e.message().trim_end()
+            ))
+            .with_hint("fix the file by hand (nothing was written), or restore it from a backup"));
+        }
+    };
+    if store.version > STORE_VERSION {
+        return Err(newer_version(path, store.version));
+    }
+    if store.version == 0 {
+        return Err(Error::invalid(format!(
+            "{}: store format version 0 does not exist (this connctl writes version {STORE_VERSION})",
+            path.display()
+        )));
+    }
+    if store.store_id.trim().is_empty() {
+        return Err(Error::invalid(format!(
+            "{}:{}: the store has an empty store_id",
+            path.display(),
+            find_line(text, |l| l.starts_with("store_id")).unwrap_or(1)
+        )));
+    }
+    let violations = store.validate();
+    if !violations.is_empty() {
+        return Err(broken_rules(path, text, &violations));
+    }
+    Ok(store)
+}
+
+fn newer_version(path: &Path, version: u32) -> Error {
+    Error::invalid(format!(
+        "{}: the store has format version {version}, newer than this connctl understands ({STORE_VERSION})",
+        path.display()
+    ))
+    .with_hint("upgrade connctl; nothing was written")
+}
+
+fn broken_rules(path: &Path, text: &str, violations: &[RuleViolation]) -> Error {
+    let located: Vec<String> = violations
+        .iter()
+        .map(|v| {
+            let (line, col) = locate(text, v);
+            format!("{}:{line}:{col}: {v}", path.display())
+        })
+        .collect();
+    let mut err = Error::invalid(format!(
+        "the store breaks {} rule{}: {}",
+        located.len(),
+        if located.len() == 1 { "" } else { "s" },
+        located[0]
+    ));
+    for more in &located[1..] {
+        err = err.with_cause(more);
+    }
+    err.with_hint("fix the file by hand; connctl writes nothing while the store is invalid")
+}
+
+fn top_level_version(text: &str) -> Option<u32> {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            return None;
+        }
+        if let Some(rest) = line.strip_prefix("version") {
+            let rest = rest.trim_start().strip_prefix('=')?;
+            return rest.split('#').next()?.trim().parse().ok();
+        }
+    }
+    None
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn find_line(text: &str, pred: impl Fn(&str) -> bool) -> Option<usize> {
+    text.lines().position(|l| pred(l.trim())).map(|i| i + 1)
+}
+
+/// Splits a table header's key path (`connection."a.b".variables`) into parts.
+fn header_keys(header: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for ch in header.chars() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => current.push(c),
+            (None, '"' | '\'') => quote = Some(ch),
+            (None, '.') => keys.push(std::mem::take(&mut current).trim().to_string()),
+            (None, c) => current.push(c),
+        }
+    }
+    keys.push(current.trim().to_string());
+    keys
+}
+
+/// The line and column of the record (and field) a violation is about.
+fn locate(text: &str, v: &RuleViolation) -> (usize, usize) {
+    let table = v.kind.table_name();
+    let mut in_record = false;
+    let mut record_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let header = header.split(']').next().unwrap_or("");
+            let keys = header_keys(header);
+            in_record = keys.len() == 2 && keys[0] == table && keys[1] == v.name;
+            if in_record && record_line.is_none() {
+                record_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_record
+            && let Some(field) = v.field
+            && let Some(rest) = line.strip_prefix(field)
+            && rest.trim_start().starts_with('=')
+        {
+            let col = raw.len() - raw.trim_start().len() + 1;
+            return (i + 1, col);
+        }
+    }
+    (record_line.unwrap_or(1), 1)
+}
+
+/// Serializes and validates a store; the text `save` would write.
+pub fn render(store: &Store) -> Result<String> {
+    let violations = store.validate();
+    if let Some(first) = violations.first() {
+        return Err(Error::invalid(first.message.clone()).with_cause(first.rule));
+    }
+    toml::to_string(store).map_err(|e| Error::invalid("cannot serialize the store").with_source(&e))
+}
+
+/// Holds the store's cross-process write lock until dropped.
+pub struct StoreLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock that serializes writers (a sibling `.lock` file,
+/// since the store itself is replaced by rename).
+pub fn lock(path: &Path) -> Result<StoreLock> {
+    let dir = parent_dir(path);
+    create_private_dir(dir)?;
+    let lock_path = lock_path(path);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode_private()
+        .open(&lock_path)
+        .map_err(|e| {
+            Error::invalid(format!("cannot open the lock file {}", lock_path.display()))
+                .with_source(&e)
+        })?;
+    file.lock().map_err(|e| {
+        Error::invalid(format!("cannot lock {}", lock_path.display())).with_source(&e)
+    })?;
+    Ok(StoreLock { _file: file })
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| {
+        Error::invalid(format!("cannot create the store folder {}", dir.display())).with_source(&e)
+    })
+}
+
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600);
+        self
+    }
+}
+
+/// Writes `text` to `path` atomically: a temporary file in the same folder,
+/// fsync, rename, fsync of the folder. The file is owner-only.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let dir = parent_dir(path);
+    create_private_dir(dir)?;
+    let fail = |what: &str, e: &std::io::Error| {
+        Error::invalid(format!("cannot {what} {}", path.display())).with_source(e)
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".store.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| fail("create a temporary file beside", &e))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| fail("write", &e))?;
+    tmp.as_file().sync_all().map_err(|e| fail("sync", &e))?;
+    tmp.persist(path).map_err(|e| fail("replace", &e.error))?;
+    if let Ok(d) = File::open(dir) {
+        // Makes the rename durable; not every filesystem supports it.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads, changes and saves the store under the write lock. The change runs
+/// on a validated store and its result is validated again; on any error
+/// nothing is written. Returns what the change returned.
+pub fn update<T>(path: &Path, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    let _lock = lock(path)?;
+    let mut store = load(path)?;
+    let before = store.clone();
+    let value = change(&mut store)?;
+    if store != before {
+        let text = render(&store)?;
+        write_atomic(path, &text)?;
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_keys_handle_quotes() {
+        assert_eq!(
+            header_keys(r#"connection."a.b".variables"#),
+            vec!["connection", "a.b", "variables"]
+        );
+        assert_eq!(header_keys("mid_server.dmz"), vec!["mid_server", "dmz"]);
+    }
+
+    #[test]
+    fn version_scan() {
+        assert_eq!(top_level_version("version = 7\nx = 1"), Some(7));
+        assert_eq!(top_level_version("[a]\nversion = 7"), None);
+    }
+}
