@@ -125,18 +125,27 @@ impl CheckReport {
                 self.user
             )),
             Err(Denial::OnlyInactive(candidates)) => {
-                let first = candidates.first()?;
-                let mut hint = format!(
-                    "`connctl connection activate {}` would admit it",
-                    first.connection
-                );
-                if let Some(sibling) = &first.active_sibling {
-                    hint.push_str(&format!(
-                        " (and deactivate '{sibling}' of integration '{}')",
-                        first.integration
-                    ));
+                let commands: Vec<String> = candidates
+                    .iter()
+                    .map(|c| {
+                        let mut command = format!("`connctl connection activate {}`", c.connection);
+                        if let Some(sibling) = &c.active_sibling {
+                            command.push_str(&format!(
+                                " (deactivates '{sibling}' of integration '{}')",
+                                c.integration
+                            ));
+                        }
+                        command
+                    })
+                    .collect();
+                match commands.as_slice() {
+                    [] => None,
+                    [one] => Some(format!("{one} would admit it")),
+                    many => Some(format!(
+                        "any one of these would admit it: {}",
+                        many.join("; ")
+                    )),
                 }
-                Some(hint)
             }
         }
     }
@@ -327,7 +336,7 @@ mod tests {
             hint.contains("connctl connection activate sync.prod"),
             "{hint}"
         );
-        assert!(hint.contains("deactivate 'sync.test'"), "{hint}");
+        assert!(hint.contains("deactivates 'sync.test'"), "{hint}");
     }
 
     #[test]

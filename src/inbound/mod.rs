@@ -7,11 +7,6 @@ pub mod serve;
 pub mod spool;
 mod tls;
 
-use std::path::Path;
-
-use crate::error::{Error, Result};
-use crate::model::Store;
-
 pub use check::{Admission, CheckReport, Denial, admission, check};
 pub use serve::{ServeOptions, serve};
 
@@ -45,26 +40,6 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("'{text}' is too large"))
-}
-
-/// Reads the store, or an empty one when the file does not exist yet.
-pub(crate) fn load_store(path: &Path) -> Result<Store> {
-    if !path.exists() {
-        return Ok(Store::new());
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::invalid(format!("cannot read the store '{}'", path.display())).with_source(&e)
-    })?;
-    let store: Store = toml::from_str(&text).map_err(|e| {
-        Error::invalid(format!("the store '{}' is invalid", path.display())).with_source(&e)
-    })?;
-    if let Some(violation) = store.validate().into_iter().next() {
-        return Err(Error::invalid(format!(
-            "the store '{}' breaks a rule: {violation}",
-            path.display()
-        )));
-    }
-    Ok(store)
 }
 
 #[cfg(test)]

@@ -303,7 +303,7 @@ struct StoreWatch {
 impl StoreWatch {
     fn new(path: &Path) -> Result<Self> {
         let stamp = stamp(path);
-        let store = super::load_store(path)?;
+        let store = crate::store::load(path)?;
         Ok(StoreWatch {
             path: path.to_path_buf(),
             snapshot: Mutex::new(Snapshot {
@@ -322,7 +322,7 @@ impl StoreWatch {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if now != snapshot.stamp {
             snapshot.stamp = now;
-            match super::load_store(&self.path) {
+            match crate::store::load(&self.path) {
                 Ok(store) => {
                     snapshot.store = Arc::new(store);
                     snapshot.generation += 1;

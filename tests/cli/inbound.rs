@@ -153,7 +153,7 @@ fn check_user_only_on_inactive_connections_names_them_and_the_fix() {
         value["inactive_connections"][0]["activate_command"],
         "connctl connection activate orders.dev"
     );
-    assert!(stderr.contains("deactivate 'orders.test'"), "{stderr}");
+    assert!(stderr.contains("deactivates 'orders.test'"), "{stderr}");
 }
 
 #[test]
