@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -479,159 +479,171 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// How much of a rejected request's body is read and thrown away before
+/// answering: clients (curl over HTTP/2, for one) report an error when the
+/// answer arrives while they are still sending.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// An answer other than 202, with a note for the log line (never a secret).
+struct Rejection {
+    status: StatusCode,
+    message: String,
+    note: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: impl Into<String>, note: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+            note: note.into(),
+        }
+    }
+}
+
 async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req
-        .uri()
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
-    let (response, note) = admit_and_record(shared, req, info).await;
+    let (response, note) = match admit_and_record(shared, &parts, body, info).await {
+        Ok((response, note)) => (response, note),
+        Err((rejection, body)) => {
+            if let Some(body) = body {
+                discard(body, shared.request_timeout).await;
+            }
+            (
+                error_reply(rejection.status, &rejection.message),
+                rejection.note,
+            )
+        }
+    };
     if shared.log_requests {
         eprintln!(
-            "{} {} {method} {path} {note}",
+            "{} {} {} {path} {note}",
             info.peer,
-            response.status().as_u16()
+            response.status().as_u16(),
+            parts.method
         );
     }
     response
 }
 
-/// The request's fate and a note for the log line (never a secret).
+/// Reads and drops up to `DRAIN_LIMIT` bytes of a body a rejection leaves unread.
+async fn discard(mut body: Incoming, timeout: Duration) {
+    let drain = async {
+        let mut seen: u64 = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout.min(Duration::from_secs(5)), drain).await;
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads a body of at most `max` bytes. An oversized body is read on up to
+/// `DRAIN_LIMIT` further bytes, so the 413 reaches a client still sending.
+async fn read_body(mut body: Incoming, max: u64) -> std::result::Result<Bytes, BodyError> {
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if seen > max.saturating_add(DRAIN_LIMIT) {
+                return Err(BodyError::TooLarge);
+            }
+            if seen <= max {
+                buffer.extend_from_slice(data);
+            }
+        }
+    }
+    if seen > max {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buffer.freeze())
+    }
+}
+
+type Outcome = std::result::Result<(Response<Full<Bytes>>, String), (Rejection, Option<Incoming>)>;
+
+/// Authenticates, admits, reads the body and records the message.
 async fn admit_and_record(
     shared: &Shared,
-    req: Request<Incoming>,
+    parts: &http::request::Parts,
+    body: Incoming,
     info: &PeerInfo,
-) -> (Response<Full<Bytes>>, String) {
-    let (user, password) = match credentials(req.headers()) {
-        Credentials::Missing => {
-            return (
-                error_reply(
-                    StatusCode::UNAUTHORIZED,
-                    "Basic credentials of an inbound user are required",
-                ),
-                "no credentials".into(),
-            );
-        }
-        Credentials::Malformed(why) => {
-            return (error_reply(StatusCode::BAD_REQUEST, why), why.into());
-        }
-        Credentials::Basic { user, password } => (user, password),
-    };
-    let unauthorized = |note: String| {
-        (
-            error_reply(
-                StatusCode::UNAUTHORIZED,
-                "the inbound user or password is wrong",
-            ),
-            note,
-        )
-    };
-    let (store, generation) = shared.store.current();
-    let source = match store.inbound_user.get(&user) {
-        None => {
-            // Same work as a wrong password, so timing does not tell which names exist.
-            check::constant_time_eq(password.expose().as_bytes(), b"");
-            return unauthorized(format!("user={user}: no such inbound user"));
-        }
-        Some(record) => match &record.password {
-            None => return unauthorized(format!("user={user}: the inbound user has no password")),
-            Some(source) => source.clone(),
-        },
-    };
-    let expected = match shared
-        .expected_password(&store, generation, &user, &source)
-        .await
-    {
-        Ok(secret) => secret,
-        Err(e) => {
-            eprintln!("error: cannot read the password of inbound-user '{user}': {e}");
-            return (
-                error_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the server cannot check credentials right now",
-                ),
-                format!("user={user}: password unavailable"),
-            );
-        }
-    };
-    if !check::constant_time_eq(expected.expose().as_bytes(), password.expose().as_bytes()) {
-        return unauthorized(format!("user={user}: wrong password"));
-    }
-    let admission = match check::admission(&store, &user) {
+) -> Outcome {
+    let admission = match admit(shared, &parts.headers).await {
         Ok(admission) => admission,
-        Err(denial) => {
-            let note = match &denial {
-                Denial::OnlyInactive(c) => format!(
-                    "user={user}: only on inactive connection(s) {}",
-                    c.iter()
-                        .map(|c| c.connection.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => format!("user={user}: no connection names the user"),
-            };
-            return (
-                error_reply(
-                    StatusCode::FORBIDDEN,
-                    &format!(
-                        "inbound user '{user}' is not admitted: no active connection names it"
-                    ),
-                ),
-                note,
-            );
-        }
+        Err(rejection) => return Err((rejection, Some(body))),
     };
-
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let user = admission.0;
+    let admission = admission.1;
     let too_large = || {
-        (
-            error_reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the body is larger than {} bytes", shared.max_body),
-            ),
+        Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {} bytes", shared.max_body),
             format!("user={user}: body over {} bytes", shared.max_body),
         )
     };
-    if declared.is_some_and(|len| len > shared.max_body) {
-        return too_large();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > shared.max_body
+    {
+        let drain = (declared <= shared.max_body.saturating_add(DRAIN_LIMIT)).then_some(body);
+        return Err((too_large(), drain));
     }
-    let (parts, body) = req.into_parts();
-    let limit = usize::try_from(shared.max_body).unwrap_or(usize::MAX);
-    let body =
-        match tokio::time::timeout(shared.request_timeout, Limited::new(body, limit).collect())
-            .await
-        {
-            Err(_) => {
-                return (
-                    error_reply(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "the body took too long to arrive",
-                    ),
+    let body = match tokio::time::timeout(shared.request_timeout, read_body(body, shared.max_body))
+        .await
+    {
+        Err(_) => {
+            return Err((
+                Rejection::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body took too long to arrive",
                     format!("user={user}: body timed out"),
-                );
-            }
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
-            Ok(Err(e)) => {
-                return (
-                    error_reply(StatusCode::BAD_REQUEST, "the body could not be read"),
-                    format!("user={user}: body unreadable: {e}"),
-                );
-            }
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+                ),
+                None,
+            ));
+        }
+        Ok(Err(BodyError::TooLarge)) => return Err((too_large(), None)),
+        Ok(Err(BodyError::Broken(why))) => {
+            return Err((
+                Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "the body could not be read",
+                    format!("user={user}: body unreadable: {why}"),
+                ),
+                None,
+            ));
+        }
+        Ok(Ok(body)) => body,
+    };
     if is_json(&parts.headers) && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-        return (
-            error_reply(
+        return Err((
+            Rejection::new(
                 StatusCode::BAD_REQUEST,
                 "the body is declared as JSON but is not valid JSON",
+                format!("user={user}: invalid JSON body"),
             ),
-            format!("user={user}: invalid JSON body"),
-        );
+            None,
+        ));
     }
 
     let id = uuid::Uuid::new_v4().to_string();
@@ -655,30 +667,26 @@ async fn admit_and_record(
         "body": body_value,
         "body_base64": body_base64,
     });
+    let unrecorded = |note: String| {
+        Err((
+            Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the message could not be recorded",
+                note,
+            ),
+            None,
+        ))
+    };
     let line = match serde_json::to_vec(&record) {
         Ok(line) => line,
-        Err(e) => {
-            return (
-                error_reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the message could not be recorded",
-                ),
-                format!("user={user}: cannot encode the record: {e}"),
-            );
-        }
+        Err(e) => return unrecorded(format!("user={user}: cannot encode the record: {e}")),
     };
     if let Err(e) = shared.spool.append(line).await {
         eprintln!("error: cannot write to the spool: {e}");
-        return (
-            error_reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the message could not be recorded",
-            ),
-            format!("user={user}: spool write failed"),
-        );
+        return unrecorded(format!("user={user}: spool write failed"));
     }
     let note = format!("user={user} connection={} id={id}", admission.connection);
-    (
+    Ok((
         reply(
             StatusCode::ACCEPTED,
             json!({
@@ -688,5 +696,85 @@ async fn admit_and_record(
             }),
         ),
         note,
-    )
+    ))
+}
+
+/// Basic credentials of an inbound user, right password, active connection.
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> std::result::Result<(String, check::Admission), Rejection> {
+    let (user, password) = match credentials(headers) {
+        Credentials::Missing => {
+            return Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                "Basic credentials of an inbound user are required",
+                "no credentials",
+            ));
+        }
+        Credentials::Malformed(why) => {
+            return Err(Rejection::new(StatusCode::BAD_REQUEST, why, why));
+        }
+        Credentials::Basic { user, password } => (user, password),
+    };
+    let unauthorized = |note: String| {
+        Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            "the inbound user or password is wrong",
+            note,
+        )
+    };
+    let (store, generation) = shared.store.current();
+    let source = match store.inbound_user.get(&user) {
+        None => {
+            // Same work as a wrong password, so timing does not tell which names exist.
+            check::constant_time_eq(password.expose().as_bytes(), b"");
+            return Err(unauthorized(format!("user={user}: no such inbound user")));
+        }
+        Some(record) => match &record.password {
+            None => {
+                return Err(unauthorized(format!(
+                    "user={user}: the inbound user has no password"
+                )));
+            }
+            Some(source) => source.clone(),
+        },
+    };
+    let expected = match shared
+        .expected_password(&store, generation, &user, &source)
+        .await
+    {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("error: cannot read the password of inbound-user '{user}': {e}");
+            return Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server cannot check credentials right now",
+                format!("user={user}: password unavailable"),
+            ));
+        }
+    };
+    if !check::constant_time_eq(expected.expose().as_bytes(), password.expose().as_bytes()) {
+        return Err(unauthorized(format!("user={user}: wrong password")));
+    }
+    match check::admission(&store, &user) {
+        Ok(admission) => Ok((user, admission)),
+        Err(denial) => {
+            let note = match &denial {
+                Denial::OnlyInactive(c) => format!(
+                    "user={user}: only on inactive connection(s) {}",
+                    c.iter()
+                        .map(|c| c.connection.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => format!("user={user}: no connection names the user"),
+            };
+            Err(Rejection::new(
+                StatusCode::FORBIDDEN,
+                format!("inbound user '{user}' is not admitted: no active connection names it"),
+                note,
+            ))
+        }
+    }
 }

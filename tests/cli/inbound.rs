@@ -323,7 +323,11 @@ fn serve_answers_each_status_to_curl() {
         vec!["-u", "ghost:x", "-d", "x"],
     ] {
         let denied = curl(&server, &pki, true, &args);
-        assert_eq!(denied.status, 401, "{args:?}: {}", denied.head_and_body);
+        assert_eq!(
+            denied.status, 401,
+            "{args:?}: {}{}",
+            denied.head_and_body, denied.stderr
+        );
         assert!(
             denied
                 .head_and_body
