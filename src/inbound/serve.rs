@@ -2,7 +2,8 @@
 //!
 //! Every request carries Basic credentials of an inbound user; it is accepted
 //! (202) only through an active connection naming that user, and only after
-//! its JSON line is durable in the spool. The store is re-read whenever the
+//! its JSON line is durable in the spool. GET, HEAD and OPTIONS carry no
+//! message: they get 200 and the admitting connection, and nothing is recorded. The store is re-read whenever the
 //! file changes, so activation takes effect without a restart.
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -591,6 +592,24 @@ async fn admit_and_record(
     };
     let user = admission.0;
     let admission = admission.1;
+    // A safe method carries no message: answer who the sender is admitted as
+    // (what `connctl connection test` checks) and record nothing.
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok((
+            reply(
+                StatusCode::OK,
+                json!({
+                    "user": user,
+                    "integration": admission.integration,
+                    "connection": admission.connection,
+                }),
+            ),
+            format!(
+                "user={user} connection={} (no message: {})",
+                admission.connection, parts.method
+            ),
+        ));
+    }
     let too_large = || {
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -297,6 +297,16 @@ fn serve_answers_each_status_to_curl() {
     );
     assert_eq!(spool_lines(&env.path("spool"))[1]["version"], "HTTP/2.0");
 
+    // GET carries no message: 200 with the admitting connection, nothing recorded.
+    let get = curl(&server, &pki, true, &["-u", &user]);
+    assert_eq!(get.status, 200, "{}{}", get.head_and_body, get.stderr);
+    assert!(
+        get.head_and_body.contains("orders.test"),
+        "{}",
+        get.head_and_body
+    );
+    assert_eq!(spool_lines(&env.path("spool")).len(), 2);
+
     // A binary body is kept as base64.
     let binary = env.path("binary.bin");
     std::fs::write(&binary, [0xff, 0x00, 0xfe]).unwrap();
@@ -632,4 +642,25 @@ fn serve_loses_no_accepted_message_on_sigterm_mid_load() {
         "the load ended before SIGTERM"
     );
     assert_spooled_exactly_once(&spool, &report.accepted_ids);
+}
+
+#[test]
+fn serve_drops_a_client_that_never_finishes_its_headers() {
+    use std::io::{Read, Write};
+    let env = env_with_store();
+    let server = Server::start(&env, &["--request-timeout", "1"]);
+    let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.write_all(b"POST /slow HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    // A safety net only: the server is expected to hang up long before.
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tcp.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the server kept the slow client: {read:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
 }
