@@ -5,6 +5,7 @@ pub mod commands;
 pub mod error;
 pub mod inbound;
 pub mod model;
+pub mod outbound;
 pub mod output;
 pub mod pem;
 pub mod secrets;

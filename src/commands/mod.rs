@@ -200,8 +200,13 @@ pub fn refuse_if_referenced(store: &Store, kind: RecordKind, name: &str) -> Resu
             names[0]
         ),
     };
+    let verb = if kind == RecordKind::Integration {
+        "still has"
+    } else {
+        "is used by"
+    };
     Err(Error::invalid(format!(
-        "{kind} '{name}' is used by {} connection{}: {}",
+        "{kind} '{name}' {verb} {} connection{}: {}",
         names.len(),
         if names.len() == 1 { "" } else { "s" },
         names.join(", ")
