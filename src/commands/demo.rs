@@ -232,9 +232,8 @@ impl Demo {
             .map_err(|e| Error::failed(format!("cannot run `{line}`")).with_source(&e))?;
         let stderr = child.stderr.take();
         self.server = Some(child);
-        let mut reader = BufReader::new(
-            stderr.ok_or_else(|| Error::failed("inbound serve has no stderr"))?,
-        );
+        let mut reader =
+            BufReader::new(stderr.ok_or_else(|| Error::failed("inbound serve has no stderr"))?);
         let mut first = String::new();
         let _ = reader.read_line(&mut first);
         let Some(url) = first.trim().strip_prefix("listening on ") else {
@@ -263,7 +262,11 @@ impl Demo {
         std::thread::sleep(Duration::from_millis(100));
         // Its first line was shown when it started.
         let from = from.max(1);
-        let log = self.server_log.lock().map(|l| l.clone()).unwrap_or_default();
+        let log = self
+            .server_log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
         for line in log.iter().skip(from) {
             say(&format!("    [inbound serve] {line}"));
         }
@@ -281,7 +284,10 @@ impl Demo {
             .ok_or_else(|| Error::failed("the spool is empty: the message was not recorded"))?;
         let value: serde_json::Value = serde_json::from_str(last)
             .map_err(|e| Error::failed("the spool line is not JSON").with_source(&e))?;
-        say(&format!("$ tail -n 1 \"$DEMO\"/spool/{}", crate::inbound::spool::SPOOL_FILE));
+        say(&format!(
+            "$ tail -n 1 \"$DEMO\"/spool/{}",
+            crate::inbound::spool::SPOOL_FILE
+        ));
         indent(&serde_json::to_string_pretty(&value).unwrap_or_else(|_| last.to_string()));
         Ok(())
     }
@@ -366,7 +372,11 @@ pub fn run(ctx: &Context, _args: DemoArgs) -> Result<()> {
         step: 0,
     };
     let result = steps(&mut demo);
-    let server_log = demo.server_log.lock().map(|l| l.clone()).unwrap_or_default();
+    let server_log = demo
+        .server_log
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
     let folder = demo.dir.path().display().to_string();
     drop(demo);
     say("");
@@ -375,7 +385,9 @@ pub fn run(ctx: &Context, _args: DemoArgs) -> Result<()> {
             say(&format!(
                 "Done. Removed {folder}, its keyring entries, and stopped the server."
             ));
-            say("Next: `connctl --help`, and `connctl connection add --help` for your own connections.");
+            say(
+                "Next: `connctl --help`, and `connctl connection add --help` for your own connections.",
+            );
             Ok(())
         }
         Err(e) => {
@@ -448,7 +460,6 @@ fn steps(demo: &mut Demo) -> Result<()> {
     let url = demo.start_server(&pki)?;
     let log_mark = demo.show_server_log(0);
     let endpoint = format!("{}/api/orders", url.replace("127.0.0.1", "localhost"));
-
 
     demo.heading("An integration, and the protocol profile for mutual TLS");
     demo.run(
@@ -552,8 +563,9 @@ fn steps(demo: &mut Demo) -> Result<()> {
     say("Activating a connection deactivates the integration's other one.");
     demo.run(&["connection", "activate", PROD_CONNECTION], false, 0)?;
     demo.run(&["inbound", "check", PARTNER_USER, "-o", "json"], false, 0)?;
-    say("The server re-read the store: the partner is now admitted through production,");
-    say("and a send by integration goes through the active (production) connection.");
+    say("The running server re-reads the store on its next request (no restart): the partner");
+    say("is now admitted through production, and a send by integration goes through the");
+    say("integration's active connection, now production.");
     say("Production sends ask for confirmation; --yes gives it in a script.");
     let ran = demo.run(
         &[

@@ -24,6 +24,13 @@ fn rcgen_error(what: &str, e: rcgen::Error) -> Error {
     Error::failed(format!("cannot make the {what}")).with_cause(e)
 }
 
+/// A realistic validity: from yesterday (clock skew) for a year.
+fn set_validity(params: &mut CertificateParams) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(365);
+}
+
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "connctl demo");
@@ -56,6 +63,7 @@ pub fn generate(dir: &Path, client_name: &str) -> Result<PkiFiles> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())
         .map_err(|e| rcgen_error("CA certificate", e))?;
     ca_params.distinguished_name = name("connctl demo CA");
+    set_validity(&mut ca_params);
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -71,6 +79,7 @@ pub fn generate(dir: &Path, client_name: &str) -> Result<PkiFiles> {
         let key = KeyPair::generate().map_err(|e| rcgen_error("key", e))?;
         let mut params = CertificateParams::new(sans).map_err(|e| rcgen_error("certificate", e))?;
         params.distinguished_name = name(cn);
+        set_validity(&mut params);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,

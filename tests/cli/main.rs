@@ -1,4 +1,5 @@
 //! End-to-end tests through the connctl binary. One test binary, one module per area.
 
+mod demo;
 mod inbound;
 mod support;
