@@ -3,7 +3,8 @@
 //! messages with Basic credentials; prints messages per second and p50/p99 latency.
 //!
 //! inbound_load --addr 127.0.0.1:PORT --ca ca.pem [--cert C --key K] --user U
-//!              [--senders 50] [--messages 200] [--http2] [--plain]
+//!              [--senders 50] [--messages 200] [--http2]
+//! inbound_load --make-pki DIR    (writes a CA, server and client certificate)
 //! The password comes from the INBOUND_PASSWORD environment variable.
 
 #[path = "../tests/cli/inbound/client.rs"]
@@ -15,16 +16,19 @@ use clap::Parser;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    addr: std::net::SocketAddr,
+    /// Write ca.pem, server.pem, server-key.pem, client.pem, client-key.pem into DIR and exit
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    make_pki: Option<PathBuf>,
+    #[arg(long, required = true)]
+    addr: Option<std::net::SocketAddr>,
     #[arg(long)]
     ca: Option<PathBuf>,
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
     #[arg(long)]
     key: Option<PathBuf>,
-    #[arg(long)]
-    user: String,
+    #[arg(long, required = true)]
+    user: Option<String>,
     #[arg(long, default_value_t = 50)]
     senders: usize,
     #[arg(long, default_value_t = 200)]
@@ -35,6 +39,14 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(dir) = &args.make_pki {
+        std::fs::create_dir_all(dir)?;
+        connctl::inbound::pki::generate(dir, "inbound-load")?;
+        return Ok(());
+    }
+    let (Some(addr), Some(user)) = (args.addr, args.user.clone()) else {
+        return Err("--addr and --user are required".into());
+    };
     let password = std::env::var("INBOUND_PASSWORD")
         .map_err(|_| "set INBOUND_PASSWORD to the inbound user's password")?;
     let tls = args.ca.as_deref().map(|ca| {
@@ -45,9 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     });
     let target = client::Target {
-        addr: args.addr,
+        addr,
         tls,
-        user: args.user,
+        user,
         password,
         http2: args.http2,
     };

@@ -664,3 +664,96 @@ fn serve_drops_a_client_that_never_finishes_its_headers() {
         "{answer}"
     );
 }
+
+/// `connctl connection send` as the remote system's client: Basic auth and
+/// mutual TLS from the store, against `inbound serve` reading the same store.
+#[test]
+fn serve_takes_messages_from_connctl_connection_send() {
+    use connctl::model::{Authentication, ProtocolProfile};
+    let env = env_with_store();
+    let pki = make_pki(&env);
+    let server = tls_server(&env, &pki, &[]);
+    let url = format!("https://localhost:{}/api/orders", server.port());
+
+    let mut store = fixture_store();
+    store.protocol_profile.insert(
+        "partner-mtls".into(),
+        ProtocolProfile {
+            client_cert: pki.client_cert.clone(),
+            client_key: pki.client_key.clone(),
+            ca_bundle: Some(pki.ca_cert.clone()),
+        },
+    );
+    for (name, c) in store.connection.iter_mut() {
+        c.endpoint_url = url.clone();
+        c.authentication = Authentication::Basic;
+        c.user = Some("remote".into());
+        c.password = Some("env:REMOTE_PW".parse().unwrap());
+        if name == "orders.test" {
+            c.mutual_auth = true;
+            c.protocol_profile = Some("partner-mtls".into());
+        } else {
+            // No client certificate: only the CA to trust the server.
+            c.ca_bundle = Some(pki.ca_cert.clone());
+        }
+    }
+    write_store(&env, &store);
+
+    let send = |connection: &str, password: &str| {
+        env.cmd()
+            .args([
+                "connection",
+                "send",
+                connection,
+                "-X",
+                "POST",
+                "-d",
+                r#"{"n":7}"#,
+                "--yes",
+            ])
+            .env("REMOTE_PW", password)
+            .output()
+            .unwrap()
+    };
+    let ok = send("orders.test", PASSWORD);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let answer = json(&stdout);
+    let lines = spool_lines(&env.path("spool"));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["id"], answer["id"]);
+    assert_eq!(lines[0]["connection"], "orders.test");
+    assert_eq!(lines[0]["body"], r#"{"n":7}"#);
+    assert!(
+        lines[0]["client_cert"]
+            .as_str()
+            .unwrap()
+            .contains("remote-system")
+    );
+
+    // Without a client certificate the server refuses the handshake. In TLS 1.3
+    // the client learns it only when it reads (the alert) or writes (a reset),
+    // so the client reports a TLS (7) or network (6) error; never a success.
+    let no_cert = send("orders.prod", PASSWORD);
+    let code = no_cert.status.code();
+    assert!(
+        code == Some(7) || code == Some(6),
+        "{code:?}: {}",
+        String::from_utf8_lossy(&no_cert.stderr)
+    );
+
+    // A wrong password is the endpoint's 401: an authentication error.
+    let wrong = send("orders.test", "not-it");
+    assert_eq!(
+        wrong.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    assert_eq!(spool_lines(&env.path("spool")).len(), 1);
+}
