@@ -260,8 +260,6 @@ impl Demo {
     fn show_server_log(&self, from: usize) -> usize {
         // The server logs a request just after answering it.
         std::thread::sleep(Duration::from_millis(100));
-        // Its first line was shown when it started.
-        let from = from.max(1);
         let log = self
             .server_log
             .lock()
