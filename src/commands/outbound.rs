@@ -73,7 +73,9 @@ fn pick(store: &Store, target: &ConnectionTarget) -> Result<String> {
                 format!("integration '{integration}' has no active connection"),
             )
             .with_hint(if all.is_empty() {
-                format!("add one with `connctl connection add NAME --integration {integration} ...`")
+                format!(
+                    "add one with `connctl connection add NAME --integration {integration} ...`"
+                )
             } else {
                 format!("pick one with --env or by name: {}", names(&all))
             })),
@@ -223,8 +225,9 @@ pub fn test(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     if ctx.out.is_json() {
-        ctx.out
-            .json(&Value::Array(outcomes.iter().map(Outcome::to_json).collect()))?;
+        ctx.out.json(&Value::Array(
+            outcomes.iter().map(Outcome::to_json).collect(),
+        ))?;
     } else {
         let rows = outcomes
             .iter()
@@ -263,9 +266,8 @@ pub fn test(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
                 .status(&format!("all {} connections OK", outcomes.len()));
             Ok(())
         }
-        [only] if outcomes.len() == 1 => Err(outcome_error(only).unwrap_or_else(|| {
-            Error::failed(format!("connection '{}' failed", only.connection))
-        })),
+        [only] if outcomes.len() == 1 => Err(outcome_error(only)
+            .unwrap_or_else(|| Error::failed(format!("connection '{}' failed", only.connection)))),
         _ => Err(Error::failed(format!(
             "{} of {} connections failed: {}",
             failed.len(),
@@ -428,9 +430,8 @@ pub fn send(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     let client = Outbound::new();
     let retries = args.retry;
     let out = ctx.out.clone();
-    let on_retry = move |why: &str| out.warn(&format!("{why}"));
-    let mut outcome =
-        runtime(false)?.block_on(client.send(&target, &spec, retries, &on_retry));
+    let on_retry = move |why: &str| out.warn(why);
+    let mut outcome = runtime(false)?.block_on(client.send(&target, &spec, retries, &on_retry));
     outcome.judge(|s| (200..300).contains(&s), conn.authentication);
 
     for s in &outcome.trace.stages {
@@ -453,7 +454,10 @@ pub fn send(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
                 transport::status_text(response.status)
             );
             for (k, v) in &response.headers {
-                head.push_str(&format!("{k}: {}\r\n", String::from_utf8_lossy(v.as_bytes())));
+                head.push_str(&format!(
+                    "{k}: {}\r\n",
+                    String::from_utf8_lossy(v.as_bytes())
+                ));
             }
             head.push_str("\r\n");
             ctx.out.raw(head.as_bytes())?;
@@ -554,12 +558,18 @@ pub fn token(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
         Ok::<_, Error>((trace, token))
     })?;
     for s in &trace.stages {
-        ctx.out.debug(1, &format!("{}: {} ({:.1} ms)", s.stage.as_str(), s.detail, s.ms));
+        ctx.out.debug(
+            1,
+            &format!("{}: {} ({:.1} ms)", s.stage.as_str(), s.detail, s.ms),
+        );
     }
     let token = token?.ok_or_else(|| Error::failed("no token was obtained"))?;
     let expires_at = time::OffsetDateTime::from_unix_timestamp(token.expires_at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     if let Some(note) = &token.note {
         ctx.out.warn(note);
@@ -601,7 +611,10 @@ pub fn token(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
         ctx.out.fields(&[
             ("profile", args.name.clone()),
             ("connection", connection.unwrap_or_else(|| "-".into())),
-            ("token", format!("{} (hidden; --print shows it)", token.origin)),
+            (
+                "token",
+                format!("{} (hidden; --print shows it)", token.origin),
+            ),
             ("expires_at", expires_at),
             ("expires_in", oauth::human_secs(token.expires_in())),
             (

@@ -350,9 +350,24 @@ fn secret_ref(target: &Target, kind: RecordKind, name: &str, field: &str) -> Sec
 }
 
 async fn resolve(source: SecretSource, at: SecretRef) -> Result<Secret> {
-    tokio::task::spawn_blocking(move || secrets::resolve(&source, &at))
-        .await
-        .map_err(|e| Error::secret("reading a secret did not finish").with_cause(e))?
+    off_runtime(move || secrets::resolve(&source, &at)).await
+}
+
+/// Runs a blocking secrets call on a plain thread, outside the runtime's
+/// context, so a keyring backend may start its own runtime as it does when
+/// called from the synchronous commands.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("connctl-secrets".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| Error::secret("cannot start a thread for the secrets").with_source(&e))?;
+    rx.await
+        .map_err(|_| Error::secret("reading a secret did not finish (the call panicked)"))?
 }
 
 impl Outbound {
@@ -492,6 +507,7 @@ impl Outbound {
             },
             mutual_auth: conn.mutual_auth,
             timeout: spec.timeout,
+            connection: target.name.clone(),
         };
 
         let (basic, owner) = match conn.authentication {
@@ -530,6 +546,7 @@ impl Outbound {
                         },
                         mutual_auth: false,
                         timeout: spec.timeout,
+                        connection: target.name.clone(),
                     },
                 })
             }

@@ -79,9 +79,7 @@ fn entry_lock(account: &str) -> Arc<tokio::sync::Mutex<()>> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::secret("the keyring call did not finish").with_cause(e))?
+    super::off_runtime(f).await
 }
 
 fn read_cache(source: &TokenSource, json: &str) -> Option<Token> {

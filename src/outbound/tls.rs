@@ -322,6 +322,15 @@ impl CertSummary {
             .unwrap_or(0);
         (self.not_after - now).div_euclid(86_400)
     }
+
+    /// Whole days since expiry (0 on the day it expired).
+    pub fn days_expired(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        (now - self.not_after).div_euclid(86_400).max(0)
+    }
 }
 
 pub fn cert_summary(der: &CertificateDer<'_>) -> Option<CertSummary> {
@@ -374,7 +383,13 @@ pub fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'
 }
 
 /// Explains a failed TLS exchange with `host`, given what the handshake showed.
-pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bool) -> Error {
+pub fn explain(
+    tls: &rustls::Error,
+    host: &str,
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+) -> Error {
     let server = seen.server_cert();
     let issuer = server
         .as_ref()
@@ -389,7 +404,7 @@ pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bo
                 "add the CA with --ca-bundle (connection) or to the protocol profile's CA bundle",
             ),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                let days = server.as_ref().map(|c| -c.days_left()).unwrap_or(0).max(0);
+                let days = server.as_ref().map(|c| c.days_expired()).unwrap_or(0);
                 let ago = match days {
                     0 => "today".to_string(),
                     1 => "1 day ago".to_string(),
@@ -411,9 +426,17 @@ pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bo
                     .with_hint("check the host name in the endpoint URL")
             }
             CertificateError::Revoked => Error::tls("server certificate has been revoked"),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                Error::tls(
+                    "server certificate is not meant for a TLS server (its extended key usage)",
+                )
+            }
+            CertificateError::BadSignature => Error::tls(format!(
+                "server certificate's signature does not verify against its issuer {issuer}"
+            )),
             other => Error::tls(format!("server certificate was refused: {other:?}")),
         },
-        rustls::Error::AlertReceived(alert) => explain_alert(*alert, seen, mutual_auth),
+        rustls::Error::AlertReceived(alert) => explain_alert(*alert, seen, mutual_auth, connection),
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             Error::tls(format!(
                 "{host} did not answer with TLS: the server may speak plain HTTP"
@@ -428,7 +451,12 @@ pub fn explain(tls: &rustls::Error, host: &str, seen: &Observed, mutual_auth: bo
     }
 }
 
-fn explain_alert(alert: AlertDescription, seen: &Observed, mutual_auth: bool) -> Error {
+fn explain_alert(
+    alert: AlertDescription,
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+) -> Error {
     let client_cert_alert = matches!(
         alert,
         AlertDescription::CertificateRequired
@@ -449,7 +477,7 @@ fn explain_alert(alert: AlertDescription, seen: &Observed, mutual_auth: bool) ->
             "the server requires a client certificate and the connection has mutual auth off"
         };
         return Error::tls(message)
-            .with_hint("turn on mutual auth with a protocol profile: connctl connection edit NAME --mutual-auth --protocol-profile PROFILE")
+            .with_hint(format!("turn on mutual auth with a protocol profile: connctl connection edit {connection} --mutual-auth --protocol-profile PROFILE"))
             .with_cause(format!("the server sent the TLS alert {alert:?}"));
     }
     if client_cert_alert && seen.sent() {

@@ -35,6 +35,8 @@ pub struct Route {
     /// Whether the connection has mutual auth on, to explain a client-certificate refusal.
     pub mutual_auth: bool,
     pub timeout: Duration,
+    /// The connection's name, for hints ("connctl connection edit NAME ...").
+    pub connection: String,
 }
 
 /// The answer, whatever its status.
@@ -164,7 +166,11 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         Ok(Ok(pair)) => Ok(pair),
     };
     let (mut stream, addr) = trace.record(Stage::Tcp, started, connected, |(_, addr)| {
-        format!("connected to {what} ({addr})")
+        if what.ends_with(&addr.to_string()) {
+            format!("connected to {what}")
+        } else {
+            format!("connected to {what} ({addr})")
+        }
     })?;
 
     // Proxy: a CONNECT tunnel for https; absolute-form requests for http.
@@ -242,7 +248,15 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         finish_http(result, trace, started, req, &host, &seen, route)
     } else {
         let started = Instant::now();
-        let result = http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        let mut result =
+            http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        // Through a proxy, a 407 is the proxy's answer, not the endpoint's.
+        if let (Ok(r), Some(p)) = (&result, proxy)
+            && r.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            && let Err(e) = proxy_reply(p, &target, 407, "Proxy Authentication Required")
+        {
+            result = Err((None, e));
+        }
         let _ = addr;
         finish_http(
             result,
@@ -280,13 +294,14 @@ fn connect_error(e: &std::io::Error, what: &str, proxy: Option<&Proxy>) -> Error
 fn proxy_reply(p: &Proxy, target: &str, status: u16, reason: &str) -> Result<()> {
     match status {
         200..=299 => Ok(()),
-        407 => {
+        // tinyproxy, among others, answers 401 to wrong credentials and 407 to none.
+        401 | 407 => {
             let who = if p.is_mid {
                 "the MID server"
             } else {
                 "the proxy"
             };
-            let err = Error::auth(format!("{who} refused the credentials (407)"));
+            let err = Error::auth(format!("{who} refused the credentials ({status})"));
             Err(if p.user.is_none() {
                 err.with_hint(format!("the {} has no user; set one", p.label))
             } else {
@@ -307,7 +322,7 @@ fn proxy_reply(p: &Proxy, target: &str, status: u16, reason: &str) -> Result<()>
 
 fn handshake_error(e: &std::io::Error, host: &str, seen: &Observed, route: &Route) -> Error {
     if let Some(tls_err) = tls::rustls_error(e) {
-        return tls::explain(tls_err, host, seen, route.mutual_auth);
+        return tls::explain(tls_err, host, seen, route.mutual_auth, &route.connection);
     }
     use std::io::ErrorKind as K;
     match e.kind() {
@@ -485,7 +500,13 @@ fn classify_http_error(
     route: &Route,
 ) -> HttpFailure {
     if let Some(tls_err) = tls::rustls_error(e) {
-        return HttpFailure::Tls(tls::explain(tls_err, host, seen, route.mutual_auth));
+        return HttpFailure::Tls(tls::explain(
+            tls_err,
+            host,
+            seen,
+            route.mutual_auth,
+            &route.connection,
+        ));
     }
     let io = {
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);

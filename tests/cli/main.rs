@@ -2,4 +2,7 @@
 
 mod demo;
 mod inbound;
+mod outbound;
+mod outbound_oauth;
+mod outbound_servers;
 mod support;

@@ -83,9 +83,10 @@ fn leaf(
 }
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().expect(
-        "openssl is needed to write PKCS#1 and SEC1 keys (scripts/test.sh installs it)",
-    );
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is needed to write PKCS#1 and SEC1 keys (scripts/test.sh installs it)");
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -120,9 +121,8 @@ impl Pki {
 
         let client_key = KeyPair::generate().expect("key");
         let client_cert = leaf(&[], "connctl-client", true, &issuer, &client_key, false);
-        let rsa_key =
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-                .expect("rsa key");
+        let rsa_key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            .expect("rsa key");
         let rsa_cert = leaf(&[], "connctl-client-rsa", true, &issuer, &rsa_key, false);
 
         let (rogue_params, rogue_ca_key) = ca("rogue CA");
@@ -182,7 +182,9 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -302,7 +304,11 @@ where
         let seen = seen.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let request = Seen {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
@@ -341,9 +347,7 @@ where
 /// An HTTPS server (mutual TLS when `client_ca` is set) answering with `handler`.
 pub fn tls_server(rt: &Runtime, opts: TlsOptions<'_>, handler: Handler) -> Server {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&opts)));
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
@@ -367,9 +371,7 @@ pub fn tls_server(rt: &Runtime, opts: TlsOptions<'_>, handler: Handler) -> Serve
 
 /// A plain-HTTP server answering with `handler`.
 pub fn http_server(rt: &Runtime, handler: Handler) -> Server {
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
@@ -409,9 +411,7 @@ pub enum Fault {
 }
 
 pub fn fault_server(rt: &Runtime, fault: Fault) -> u16 {
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().unwrap().port();
     let fault = Arc::new(fault);
     rt.spawn(async move {
@@ -554,10 +554,10 @@ impl OauthState {
         let access = format!("access-{n}");
         let refresh = format!("refresh-{n}");
         let lifetime = self.expires_in.load(Ordering::SeqCst);
-        self.tokens
-            .lock()
-            .unwrap()
-            .insert(access.clone(), Instant::now() + Duration::from_secs(lifetime));
+        self.tokens.lock().unwrap().insert(
+            access.clone(),
+            Instant::now() + Duration::from_secs(lifetime),
+        );
         self.refresh_tokens.lock().unwrap().push(refresh.clone());
         let scope = form.get("scope").cloned().unwrap_or_default();
         Reply::new(
@@ -636,7 +636,10 @@ impl Tinyproxy {
             .expect("tinyproxy must be installed (scripts/test.sh installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
-            assert!(Instant::now() < deadline, "tinyproxy did not start on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "tinyproxy did not start on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Tinyproxy {
