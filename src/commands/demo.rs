@@ -45,6 +45,15 @@ fn catch_interrupt() {
     }
 }
 
+/// Stops between steps once a signal came (a signal to the demo alone, not its group).
+fn interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        Err(Error::failed("interrupted"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Where the passwords live for this run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SecretMode {
@@ -157,6 +166,7 @@ impl Demo {
     /// Runs one connctl command, printing it and its output; fails unless it
     /// exits with `expect`. With `pipe_password`, the password goes in on stdin.
     fn run(&self, args: &[&str], pipe_password: bool, expect: i32) -> Result<Ran> {
+        interrupted()?;
         let line = self.command_line(args);
         if pipe_password {
             say(&format!("$ printf '%s' \"$PASSWORD\" | {line}"));
@@ -205,6 +215,7 @@ impl Demo {
 
     /// Starts `inbound serve` in the background; returns its URL.
     fn start_server(&mut self, pki: &pki::PkiFiles) -> Result<String> {
+        interrupted()?;
         let spool = self.path("spool");
         let args: Vec<String> = vec![
             "inbound".into(),
