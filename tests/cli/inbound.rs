@@ -663,6 +663,15 @@ fn serve_drops_a_client_that_never_finishes_its_headers() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
+
+    // A client that connects and sends nothing at all is dropped too.
+    let mut silent = std::net::TcpStream::connect(server.addr).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut nothing = Vec::new();
+    let read = silent.read_to_end(&mut nothing);
+    assert!(read.is_ok(), "the server kept the silent client: {read:?}");
 }
 
 /// `connctl connection send` as the remote system's client: Basic auth and
