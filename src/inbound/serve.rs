@@ -95,6 +95,8 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
     // Watch for signals before announcing, so a signal right after the
     // announcement already stops the server cleanly.
     let shutdown = shutdown_signal()?;
+    // A store that cannot be read fails the start, before anything is announced.
+    let store = StoreWatch::new(&options.store_path)?;
     let (spool, writer) = Spool::open(options.spool.as_deref())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The first stderr line: tests and `connctl demo` read the port from it.
@@ -117,7 +119,7 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
     }
 
     let shared = Arc::new(Shared {
-        store: StoreWatch::new(&options.store_path)?,
+        store,
         passwords: Mutex::new(PasswordCache::default()),
         spool,
         max_body: options.max_body,

@@ -506,6 +506,13 @@ fn serve_refuses_bad_flags() {
         4,
     );
     assert!(run.stderr.contains("/nonexistent.pem"), "{}", run.stderr);
+    crate::support::write(
+        &env.store,
+        "version = 1\nstore_id = \"x\"\n[connection.a]\nintegration = \"nope\"\n",
+    );
+    let run = env.fails(&["inbound", "serve", "--listen", "127.0.0.1:0"], 4);
+    assert!(!run.stderr.contains("listening on"), "{}", run.stderr);
+    assert!(run.stderr.contains("store.toml:3"), "{}", run.stderr);
 }
 
 #[test]
