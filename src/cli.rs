@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::completions as complete;
 use crate::model::{Authentication, ClientAuth, Environment, Grant};
 use crate::output::Format;
 
@@ -246,11 +247,13 @@ pub enum IntegrationCommand {
     /// Show one integration and its connections
     Show {
         /// Integration name
+        #[arg(add = complete::integrations())]
         name: String,
     },
     /// Change an integration's application or description
     Edit {
         /// Integration name
+        #[arg(add = complete::integrations())]
         name: String,
         /// The application it belongs to ("" clears it)
         #[arg(long)]
@@ -267,9 +270,10 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
     )]
     Activate {
         /// Integration name
+        #[arg(add = complete::integrations())]
         name: String,
         /// The connection to activate
-        #[arg(long, conflicts_with = "env")]
+        #[arg(long, conflicts_with = "env", add = complete::integration_connections())]
         connection: Option<String>,
         /// Activate the integration's connection for this environment
         #[arg(long, value_enum, ignore_case = true)]
@@ -278,11 +282,13 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
     /// Deactivate an integration's active connection
     Deactivate {
         /// Integration name
+        #[arg(add = complete::integrations())]
         name: String,
     },
     /// Remove an integration (refused while connections belong to it)
     Remove {
         /// Integration name
+        #[arg(add = complete::integrations())]
         name: String,
     },
 }
@@ -304,6 +310,7 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     /// Show one connection
     Show {
         /// Connection name
+        #[arg(add = complete::connections())]
         name: String,
     },
     /// Change a connection; only the flags given change
@@ -311,16 +318,19 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     /// Activate a connection, deactivating the integration's others
     Activate {
         /// Connection name
+        #[arg(add = complete::connections())]
         name: String,
     },
     /// Deactivate a connection (its integration becomes inactive)
     Deactivate {
         /// Connection name
+        #[arg(add = complete::connections())]
         name: String,
     },
     /// Remove a connection and its keyring entries
     Remove {
         /// Connection name
+        #[arg(add = complete::connections())]
         name: String,
     },
     /// Copy a connection to another environment (inactive, without secrets)
@@ -329,6 +339,7 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     )]
     Copy {
         /// The connection to copy
+        #[arg(add = complete::connections())]
         source: String,
         /// Name of the new connection
         new: String,
@@ -353,7 +364,7 @@ pub struct ConnectionAddArgs {
     /// Connection name (e.g. incident-sync.prod)
     pub name: String,
     /// The integration it belongs to
-    #[arg(long)]
+    #[arg(long, add = complete::integrations())]
     pub integration: String,
     /// The environment it reaches
     #[arg(long, value_enum, ignore_case = true)]
@@ -373,19 +384,19 @@ pub struct ConnectionAddArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
     /// OAuth profile for --auth oauth
-    #[arg(long)]
+    #[arg(long, add = complete::oauth_profiles())]
     pub oauth_profile: Option<String>,
     /// Present a client certificate (needs --protocol-profile)
     #[arg(long)]
     pub mutual_auth: bool,
     /// Protocol profile with the client certificate for mutual TLS
-    #[arg(long)]
+    #[arg(long, add = complete::protocol_profiles())]
     pub protocol_profile: Option<String>,
     /// MID server (forward proxy) to reach the endpoint through
-    #[arg(long)]
+    #[arg(long, add = complete::mid_servers())]
     pub mid_server: Option<String>,
     /// Inbound user the remote system authenticates as
-    #[arg(long)]
+    #[arg(long, add = complete::inbound_users())]
     pub inbound_user: Option<String>,
     /// Extra trust roots (PEM) for a private CA
     #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
@@ -401,7 +412,7 @@ pub struct ConnectionAddArgs {
 #[derive(Debug, Args)]
 pub struct ConnectionListArgs {
     /// Only connections of this integration
-    #[arg(long)]
+    #[arg(long, add = complete::integrations())]
     pub integration: Option<String>,
     /// Only connections to this environment
     #[arg(long, value_enum, ignore_case = true)]
@@ -414,9 +425,10 @@ pub struct ConnectionListArgs {
 #[derive(Debug, Args)]
 pub struct ConnectionEditArgs {
     /// Connection name
+    #[arg(add = complete::connections())]
     pub name: String,
     /// Move the connection to another integration (it is deactivated)
-    #[arg(long)]
+    #[arg(long, add = complete::integrations())]
     pub integration: Option<String>,
     /// The environment it reaches
     #[arg(long, value_enum, ignore_case = true)]
@@ -439,7 +451,7 @@ pub struct ConnectionEditArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
     /// OAuth profile for --auth oauth
-    #[arg(long)]
+    #[arg(long, add = complete::oauth_profiles())]
     pub oauth_profile: Option<String>,
     /// Present a client certificate (needs a protocol profile)
     #[arg(long, overrides_with = "no_mutual_auth")]
@@ -448,16 +460,16 @@ pub struct ConnectionEditArgs {
     #[arg(long)]
     pub no_mutual_auth: bool,
     /// Protocol profile with the client certificate for mutual TLS
-    #[arg(long)]
+    #[arg(long, add = complete::protocol_profiles())]
     pub protocol_profile: Option<String>,
     /// MID server to reach the endpoint through
-    #[arg(long, conflicts_with = "no_mid_server")]
+    #[arg(long, conflicts_with = "no_mid_server", add = complete::mid_servers())]
     pub mid_server: Option<String>,
     /// Reach the endpoint directly
     #[arg(long)]
     pub no_mid_server: bool,
     /// Inbound user the remote system authenticates as
-    #[arg(long, conflicts_with = "no_inbound_user")]
+    #[arg(long, conflicts_with = "no_inbound_user", add = complete::inbound_users())]
     pub inbound_user: Option<String>,
     /// Remove the inbound user
     #[arg(long)]
@@ -480,9 +492,10 @@ pub struct ConnectionEditArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionTarget {
     /// Connection name
+    #[arg(add = complete::connections())]
     pub name: Option<String>,
     /// Use this integration's active connection (or its --env connection)
-    #[arg(long, conflicts_with = "name")]
+    #[arg(long, conflicts_with = "name", add = complete::integrations())]
     pub integration: Option<String>,
     /// With --integration: the integration's connection for this environment
     #[arg(long, value_enum, ignore_case = true, requires = "integration")]
@@ -544,7 +557,7 @@ pub struct ConnectionSendArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// The body: TEXT, @FILE, or @- for standard input
-    #[arg(short = 'd', long = "data", value_name = "TEXT|@FILE|@-")]
+    #[arg(short = 'd', long = "data", value_name = "TEXT|@FILE|@-", add = complete::at_file())]
     pub data: Option<String>,
     /// Content-Type of the body [default: application/json]
     #[arg(long)]
@@ -575,6 +588,7 @@ pub enum OauthProfileCommand {
     /// Show one OAuth profile
     Show {
         /// Profile name
+        #[arg(add = complete::oauth_profiles())]
         name: String,
     },
     /// Change an OAuth profile; only the flags given change
@@ -582,6 +596,7 @@ pub enum OauthProfileCommand {
     /// Remove an OAuth profile (refused while connections use it)
     Remove {
         /// Profile name
+        #[arg(add = complete::oauth_profiles())]
         name: String,
     },
     /// Fetch (or reuse the cached) access token and show its expiry and scopes
@@ -614,6 +629,7 @@ pub struct OauthProfileArgs {
 #[derive(Debug, Args)]
 pub struct OauthProfileEditArgs {
     /// Profile name
+    #[arg(add = complete::oauth_profiles())]
     pub name: String,
     /// Token endpoint URL
     #[arg(long)]
@@ -640,9 +656,10 @@ pub struct OauthProfileEditArgs {
 #[derive(Debug, Args)]
 pub struct OauthTokenArgs {
     /// Profile name
+    #[arg(add = complete::oauth_profiles())]
     pub name: String,
     /// Fetch as this connection does (its MID server, CA bundle, and user for the password grant)
-    #[arg(long)]
+    #[arg(long, add = complete::connections())]
     pub connection: Option<String>,
     /// Print the access token itself on stdout
     #[arg(long)]
@@ -664,6 +681,7 @@ pub enum ProtocolProfileCommand {
     /// Show one protocol profile, with the client certificate's subject and expiry
     Show {
         /// Profile name
+        #[arg(add = complete::protocol_profiles())]
         name: String,
     },
     /// Change a protocol profile; only the flags given change
@@ -671,6 +689,7 @@ pub enum ProtocolProfileCommand {
     /// Remove a protocol profile (refused while connections use it)
     Remove {
         /// Profile name
+        #[arg(add = complete::protocol_profiles())]
         name: String,
     },
 }
@@ -693,6 +712,7 @@ pub struct ProtocolProfileArgs {
 #[derive(Debug, Args)]
 pub struct ProtocolProfileEditArgs {
     /// Profile name
+    #[arg(add = complete::protocol_profiles())]
     pub name: String,
     /// Client certificate chain (PEM)
     #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
@@ -722,6 +742,7 @@ pub enum MidServerCommand {
     /// Show one MID server
     Show {
         /// MID server name
+        #[arg(add = complete::mid_servers())]
         name: String,
     },
     /// Change a MID server; only the flags given change
@@ -729,6 +750,7 @@ pub enum MidServerCommand {
     /// Remove a MID server (refused while connections use it)
     Remove {
         /// MID server name
+        #[arg(add = complete::mid_servers())]
         name: String,
     },
 }
@@ -750,6 +772,7 @@ pub struct MidServerArgs {
 #[derive(Debug, Args)]
 pub struct MidServerEditArgs {
     /// MID server name
+    #[arg(add = complete::mid_servers())]
     pub name: String,
     /// Proxy URL (http:// or https://)
     #[arg(long)]
@@ -783,16 +806,19 @@ pub enum InboundUserCommand {
     /// Show one inbound user
     Show {
         /// Inbound user name
+        #[arg(add = complete::inbound_users())]
         name: String,
     },
     /// Remove an inbound user (refused while connections name it)
     Remove {
         /// Inbound user name
+        #[arg(add = complete::inbound_users())]
         name: String,
     },
     /// Set an inbound user's password (or its source)
     SetPassword {
         /// Inbound user name
+        #[arg(add = complete::inbound_users())]
         name: String,
         #[command(flatten)]
         password: PasswordArgs,
@@ -812,6 +838,7 @@ pub enum InboundCommand {
 #[derive(Debug, Args)]
 pub struct InboundCheckArgs {
     /// Inbound user name
+    #[arg(add = complete::inbound_users())]
     pub user: String,
     /// Also check a password, read from standard input
     #[arg(long)]

@@ -2,14 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use connctl::cli::Cli;
-use connctl::commands::{self, Context};
+use connctl::commands::{self, Context, completions};
 use connctl::error::{Error, ErrorKind};
 use connctl::output::{self, Printer};
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash connctl -- WORDS...` (the completion scripts' callback) ends here.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(completions::COMPLETE_VAR)
+        .shells(completions::SHELLS)
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

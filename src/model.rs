@@ -398,6 +398,12 @@ pub fn check_http_url(text: &str) -> Result<String, String> {
     })?;
     match url.scheme() {
         "http" | "https" => {}
+        // `host:port/path` parses as scheme `host` with an opaque path.
+        _ if url.cannot_be_a_base() => {
+            return Err(format!(
+                "'{text}' is not an absolute URL: write it with its scheme, e.g. https://{text}"
+            ));
+        }
         other => {
             return Err(format!(
                 "'{text}' uses the scheme '{other}': only http and https are supported"
@@ -788,5 +794,9 @@ mod tests {
         assert!(check_http_url("https://a.example/x").is_ok());
         assert!(check_http_url("api.example.com/x").is_err());
         assert!(check_http_url("ftp://a.example").is_err());
+        let err = check_http_url("localhost:8080/x").unwrap_err();
+        assert!(err.contains("not an absolute URL"), "{err}");
+        let err = check_http_url("api.example.com:443").unwrap_err();
+        assert!(err.contains("https://api.example.com:443"), "{err}");
     }
 }

@@ -1,10 +1,18 @@
 //! Secret values: the redacting `Secret` type, the sources of DESIGN.md §3
-//! (keyring, env, file, cmd) and the OS keyring behind a timeout.
+//! (keyring, env, file, cmd), the OS keyring behind a timeout, and the ways a
+//! secret value enters connctl (stdin, a no-echo prompt, env/file/cmd references).
 
 use std::fmt;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use keyring_core::{CredentialStore, Entry};
 
 use crate::error::{Error, Result};
-use crate::model::{RecordKind, SecretSource};
+use crate::model::{RecordKind, SecretSource, Store};
 
 /// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
 /// cannot reach a log or an error message by accident; `expose` is the one
@@ -34,8 +42,23 @@ impl fmt::Display for Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Overwrite the value so it does not linger in freed memory.
+        // SAFETY: zero bytes keep the string valid UTF-8.
+        for byte in unsafe { self.0.as_bytes_mut() } {
+            unsafe { std::ptr::write_volatile(byte, 0) };
+        }
+    }
+}
+
 /// Which secret of which record: the keyring account is
 /// `<store_id>/<kind>/<name>/<field>`, so two stores never share secrets.
+///
+/// Fields: `password` (connection, MID server, inbound user), `client_secret`
+/// (OAuth profile), and the OAuth token cache under the OAuth profile:
+/// `token`, or `token:<connection>` when the token depends on a connection
+/// (the `password` grant, or a token fetched through a connection's MID server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
     pub store_id: String,
@@ -63,83 +86,1207 @@ impl SecretRef {
             self.field
         )
     }
+
+    /// The secret in words, for messages: "connection 'x' password".
+    pub fn describe(&self) -> String {
+        let field = match self.field.as_str() {
+            "client_secret" => "client secret".to_string(),
+            "token" => "cached token".to_string(),
+            other => match other.strip_prefix("token:") {
+                Some(connection) => format!("cached token for connection '{connection}'"),
+                None => other.replace('_', " "),
+            },
+        };
+        format!("{} '{}' {}", self.kind.cli_name(), self.name, field)
+    }
+
+    /// The command that gives this secret a new value from stdin.
+    pub fn set_command(&self) -> String {
+        match (self.kind, self.field.as_str()) {
+            (RecordKind::InboundUser, _) => {
+                format!(
+                    "connctl inbound-user set-password {} --password-stdin",
+                    self.name
+                )
+            }
+            (RecordKind::OauthProfile, "client_secret") => {
+                format!(
+                    "connctl oauth-profile edit {} --client-secret-stdin",
+                    self.name
+                )
+            }
+            (kind, _) => format!(
+                "connctl {} edit {} --password-stdin",
+                kind.cli_name(),
+                self.name
+            ),
+        }
+    }
 }
 
 /// The keyring service name of every entry.
 pub const SERVICE: &str = "connctl";
 
-/// Reads the value of a secret from its source.
+/// Chooses the keyring backend (see [`Backend`]).
+pub const KEYRING_ENV: &str = "CONNCTL_KEYRING";
+/// Seconds a keyring call may take before connctl gives up on it (default 5).
+pub const KEYRING_TIMEOUT_ENV: &str = "CONNCTL_KEYRING_TIMEOUT";
+/// Seconds a `cmd:` source may run before it is killed (default 30).
+pub const CMD_TIMEOUT_ENV: &str = "CONNCTL_CMD_TIMEOUT";
+
+const DEFAULT_KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CI_HINT: &str = "in CI or on a headless host, supply the secret with --password-env, --password-file or --password-cmd (env:/file:/cmd: sources) instead of the keyring";
+
+// ---------------------------------------------------------------------------
+// Sources
+// ---------------------------------------------------------------------------
+
+/// Reads the value of a secret from its source. Nothing is cached: env, file
+/// and cmd sources are read each time a secret is needed.
 pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
-    let _ = (source, at);
-    Err(Error::secret("secret sources are not implemented yet"))
+    match source {
+        SecretSource::Keyring => match keyring_get(at)? {
+            Some(secret) => Ok(secret),
+            None => {
+                let backend = keyring().map(|k| k.backend.label()).unwrap_or("keyring");
+                Err(Error::secret(format!(
+                    "no keyring entry for {} (looked in the {backend})",
+                    at.describe()
+                ))
+                .with_hint(format!("set it with `{}`", at.set_command())))
+            }
+        },
+        SecretSource::Env(var) => resolve_env(var, at),
+        SecretSource::File(path) => resolve_file(path, at),
+        SecretSource::Cmd(command) => resolve_cmd(command, at),
+    }
 }
 
-/// Stores `value` in the OS keyring under `at`.
-pub fn keyring_set(at: &SecretRef, value: &Secret) -> Result<()> {
-    let _ = (at, value);
-    Err(Error::secret("the keyring is not implemented yet"))
+fn resolve_env(var: &str, at: &SecretRef) -> Result<Secret> {
+    match std::env::var(var) {
+        Ok(value) if value.is_empty() => Err(Error::secret(format!(
+            "environment variable {var} is empty ({} is env:{var})",
+            at.describe()
+        ))
+        .with_hint(format!(
+            "set {var} to the secret value before running connctl"
+        ))),
+        Ok(value) => Ok(Secret::new(value)),
+        Err(std::env::VarError::NotPresent) => Err(Error::secret(format!(
+            "environment variable {var} is not set ({} is env:{var})",
+            at.describe()
+        ))
+        .with_hint(format!("export {var} before running connctl"))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::secret(format!(
+            "environment variable {var} is not valid UTF-8 ({} is env:{var})",
+            at.describe()
+        ))),
+    }
 }
 
-/// Reads `at` from the OS keyring; `Ok(None)` when there is no entry.
-pub fn keyring_get(at: &SecretRef) -> Result<Option<Secret>> {
-    let _ = at;
-    Err(Error::secret("the keyring is not implemented yet"))
+fn resolve_file(path: &std::path::Path, at: &SecretRef) -> Result<Secret> {
+    let context = || format!("{} is file:{}", at.describe(), path.display());
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::secret(format!("cannot read secret file {}: {e}", path.display()))
+            .with_cause(context())
+    })?;
+    let mut text = String::from_utf8(bytes).map_err(|_| {
+        Error::secret(format!("secret file {} is not valid UTF-8", path.display()))
+            .with_cause(context())
+    })?;
+    trim_one_newline(&mut text);
+    if text.is_empty() {
+        return Err(
+            Error::secret(format!("secret file {} is empty", path.display())).with_cause(context()),
+        );
+    }
+    Ok(Secret::new(text))
 }
 
-/// Removes `at` from the OS keyring; a missing entry is not an error.
-pub fn keyring_delete(at: &SecretRef) -> Result<()> {
-    let _ = at;
-    Ok(())
+fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
+    let context = || format!("{} is cmd:{command}", at.describe());
+    let words = split_words(command).map_err(|e| {
+        Error::secret(format!("cannot run secret command `{command}`: {e}")).with_cause(context())
+    })?;
+    let Some((program, args)) = words.split_first() else {
+        return Err(
+            Error::secret(format!("secret command `{command}` is empty")).with_cause(context()),
+        );
+    };
+    let timeout = duration_from_env(CMD_TIMEOUT_ENV, DEFAULT_CMD_TIMEOUT);
+    let output = run_with_timeout(program, args, timeout).map_err(|e| {
+        let message = match &e {
+            CmdFailure::Spawn(err) => format!("cannot run secret command `{program}`: {err}"),
+            CmdFailure::TimedOut => format!(
+                "secret command `{command}` did not finish within {} and was killed",
+                seconds(timeout)
+            ),
+        };
+        let hint = match &e {
+            CmdFailure::Spawn(_) => "the command runs without a shell: write `cmd:sh -c '...'` to use one, and check that the program is on PATH".to_string(),
+            CmdFailure::TimedOut => format!("raise {CMD_TIMEOUT_ENV} (seconds) if the command is slow"),
+        };
+        Error::secret(message).with_cause(context()).with_hint(hint)
+    })?;
+    let stderr_line = first_line(&output.stderr);
+    if !output.status.success() {
+        let status = match output.status.code() {
+            Some(code) => format!("exit status {code}"),
+            None => "a signal".to_string(),
+        };
+        let detail = match &stderr_line {
+            Some(line) => format!(" (stderr: {line})"),
+            None => String::new(),
+        };
+        return Err(Error::secret(format!(
+            "secret command `{command}` failed with {status}{detail}"
+        ))
+        .with_cause(context()));
+    }
+    let Ok(mut text) = String::from_utf8(output.stdout) else {
+        return Err(Error::secret(format!(
+            "secret command `{command}` printed output that is not valid UTF-8"
+        ))
+        .with_cause(context()));
+    };
+    let kept = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(kept);
+    if text.is_empty() {
+        let detail = match &stderr_line {
+            Some(line) => format!(" (stderr: {line})"),
+            None => String::new(),
+        };
+        return Err(Error::secret(format!(
+            "secret command `{command}` printed nothing{detail}"
+        ))
+        .with_cause(context()));
+    }
+    Ok(Secret::new(text))
 }
 
-/// A secret as the command line supplies it (DESIGN.md §3): never a value.
+enum CmdFailure {
+    Spawn(std::io::Error),
+    TimedOut,
+}
+
+struct CmdOutput {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs a program with no stdin and captured output; kills it after `timeout`.
+/// The output readers run on their own threads so a grandchild that keeps a
+/// pipe open cannot hang connctl either.
+fn run_with_timeout(
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+) -> std::result::Result<CmdOutput, CmdFailure> {
+    let deadline = Instant::now() + timeout;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(CmdFailure::Spawn)?;
+    let stdout = read_pipe_in_background(child.stdout.take());
+    let stderr = read_pipe_in_background(child.stderr.take());
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CmdFailure::TimedOut);
+            }
+            Err(e) => return Err(CmdFailure::Spawn(e)),
+        }
+    };
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let stdout = stdout
+        .recv_timeout(remaining())
+        .map_err(|_| CmdFailure::TimedOut)?;
+    let stderr = stderr.recv_timeout(remaining()).unwrap_or_default();
+    Ok(CmdOutput {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+fn read_pipe_in_background(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    } else {
+        let _ = tx.send(Vec::new());
+    }
+    rx
+}
+
+fn first_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(200).collect())
+}
+
+fn trim_one_newline(text: &mut String) {
+    if text.ends_with("\r\n") {
+        text.truncate(text.len() - 2);
+    } else if text.ends_with('\n') {
+        text.truncate(text.len() - 1);
+    }
+}
+
+/// Splits a command line into words the way a POSIX shell would, without
+/// running one: whitespace separates words, '...' is literal, "..." keeps
+/// spaces and honours \" \\ \$ \`, and a backslash outside quotes escapes
+/// the next character. No variables, globs, pipes or redirections.
+pub fn split_words(text: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated single quote".to_string()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("unterminated double quote".to_string()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated double quote".to_string()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => word.push(c),
+                    None => return Err("a trailing backslash escapes nothing".to_string()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+fn duration_from_env(var: &str, default: Duration) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(default)
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Ways in
+// ---------------------------------------------------------------------------
+
+/// How a command was told to take a secret (`--password-stdin|-env|-file|-cmd`
+/// and the `--client-secret-*` twins).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretInput {
-    /// Read the value from standard input now; keep it in the keyring.
     Stdin,
     Env(String),
-    File(std::path::PathBuf),
+    File(PathBuf),
     Cmd(String),
 }
 
-/// Turns a secret input into the source to record and, for stdin or a
-/// prompt, the value to put in the keyring. With no input, prompts without
-/// echo when `prompt` is given and stdin is a terminal; otherwise `None`.
+/// Turns a secret input into what the store records (the source) and, for a
+/// value that goes into the keyring, the value itself.
+///
+/// With no input: when `prompt` is given and stdin and stderr are a terminal,
+/// asks for the value without echo; otherwise returns `None` (the caller
+/// decides whether that is an error).
+/// `--password-stdin` reads all of stdin and trims one trailing newline.
+/// env/file/cmd references are checked for form only: they are read when the
+/// secret is used. A relative file path is made absolute, so the reference
+/// keeps working from another directory.
 pub fn take_input(
     input: Option<SecretInput>,
     prompt: Option<&str>,
 ) -> Result<Option<(SecretSource, Option<Secret>)>> {
-    use std::io::{IsTerminal, Read};
     match input {
         Some(SecretInput::Stdin) => {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| {
-                Error::usage("cannot read the secret from standard input").with_source(&e)
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
+            let mut text = String::from_utf8(bytes)
+                .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
+            trim_one_newline(&mut text);
+            if text.is_empty() {
+                return Err(Error::usage("the secret on stdin is empty")
+                    .with_hint("pipe the value in, e.g. `printf '%s' \"$PW\" | connctl ...`"));
+            }
+            Ok(Some((SecretSource::Keyring, Some(Secret::new(text)))))
+        }
+        Some(SecretInput::Env(var)) => {
+            let source = format!("env:{var}")
+                .parse::<SecretSource>()
+                .map_err(Error::usage)?;
+            Ok(Some((source, None)))
+        }
+        Some(SecretInput::File(path)) => {
+            if path.as_os_str().is_empty() {
+                return Err(Error::usage("the secret file path is empty"));
+            }
+            let path = std::path::absolute(&path).map_err(|e| {
+                Error::usage(format!("cannot make {} absolute: {e}", path.display()))
             })?;
-            let value = text
-                .strip_suffix("\r\n")
-                .or_else(|| text.strip_suffix('\n'))
-                .unwrap_or(&text);
+            Ok(Some((SecretSource::File(path), None)))
+        }
+        Some(SecretInput::Cmd(command)) => {
+            let words = split_words(&command)
+                .map_err(|e| Error::usage(format!("cannot parse the secret command: {e}")))?;
+            if words.is_empty() {
+                return Err(Error::usage("the secret command is empty"));
+            }
+            Ok(Some((SecretSource::Cmd(command), None)))
+        }
+        None => {
+            let Some(label) = prompt else {
+                return Ok(None);
+            };
+            if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+                return Ok(None);
+            }
+            let value = prompt_hidden(&format!("{label}: ")).map_err(|e| {
+                Error::usage(format!("cannot read the secret from the terminal: {e}"))
+            })?;
             if value.is_empty() {
-                return Err(Error::usage("standard input held no secret (it was empty)")
-                    .with_hint("pipe the value in, e.g. printf '%s' \"$PW\" | connctl ... --password-stdin"));
+                return Err(Error::usage("the secret is empty"));
             }
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
-        Some(SecretInput::Env(var)) => Ok(Some((SecretSource::Env(var), None))),
-        Some(SecretInput::File(path)) => Ok(Some((SecretSource::File(path), None))),
-        Some(SecretInput::Cmd(cmd)) => Ok(Some((SecretSource::Cmd(cmd), None))),
-        None => match prompt {
-            Some(label) if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
-                let value = rpassword::prompt_password(format!("{label}: ")).map_err(|e| {
-                    Error::usage("cannot read the secret from the terminal").with_source(&e)
-                })?;
-                if value.is_empty() {
-                    return Err(Error::usage("no secret was entered"));
-                }
-                Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
+    }
+}
+
+/// Prompts on the terminal and reads a line without echo. Echo is switched
+/// off before the prompt is written, so nothing typed the moment the prompt
+/// appears can be echoed.
+#[cfg(unix)]
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+
+    struct RestoreEcho(i32, libc::termios);
+    impl Drop for RestoreEcho {
+        fn drop(&mut self) {
+            // SAFETY: restores the attributes read from the same open descriptor.
+            unsafe { libc::tcsetattr(self.0, libc::TCSANOW, &self.1) };
+        }
+    }
+
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for an open descriptor.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let _restore = RestoreEcho(fd, term);
+    term.c_lflag &= !libc::ECHO;
+    term.c_lflag |= libc::ECHONL;
+    // SAFETY: sets attributes on the same open descriptor.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    (&tty).write_all(prompt.as_bytes())?;
+    (&tty).flush()?;
+    let mut line = String::new();
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
+    let value = line
+        .strip_suffix("\r\n")
+        .or_else(|| line.strip_suffix('\n'))
+        .unwrap_or(&line);
+    Ok(value.to_string())
+}
+
+#[cfg(not(unix))]
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
+}
+
+// ---------------------------------------------------------------------------
+// Records and their secrets
+// ---------------------------------------------------------------------------
+
+/// Every secret field of every record that has one, with its source: what
+/// `doctor` checks. OAuth token caches are not listed (they are filled on use).
+pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
+    let id = store.store_id.as_str();
+    let mut fields = Vec::new();
+    let mut push = |kind, name: &str, field, source: &Option<SecretSource>| {
+        if let Some(source) = source {
+            fields.push((SecretRef::new(id, kind, name, field), source.clone()));
+        }
+    };
+    for (name, c) in &store.connection {
+        push(RecordKind::Connection, name, "password", &c.password);
+    }
+    for (name, p) in &store.oauth_profile {
+        push(
+            RecordKind::OauthProfile,
+            name,
+            "client_secret",
+            &p.client_secret,
+        );
+    }
+    for (name, m) in &store.mid_server {
+        push(RecordKind::MidServer, name, "password", &m.password);
+    }
+    for (name, u) in &store.inbound_user {
+        push(RecordKind::InboundUser, name, "password", &u.password);
+    }
+    fields
+}
+
+// ---------------------------------------------------------------------------
+// The OS keyring
+// ---------------------------------------------------------------------------
+
+/// The keyring backends connctl knows. On Linux the backend is chosen at run
+/// time: `CONNCTL_KEYRING=secret-service|keyutils` forces one; otherwise the
+/// Secret Service when a D-Bus session bus is configured (and kernel keyutils
+/// when that bus has no Secret Service), kernel keyutils when there is no
+/// session bus at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    SecretService,
+    Keyutils,
+    Keychain,
+    CredentialManager,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 4] = [
+        Backend::SecretService,
+        Backend::Keyutils,
+        Backend::Keychain,
+        Backend::CredentialManager,
+    ];
+
+    /// The name `CONNCTL_KEYRING` takes and `doctor -o json` prints.
+    pub fn id(self) -> &'static str {
+        match self {
+            Backend::SecretService => "secret-service",
+            Backend::Keyutils => "keyutils",
+            Backend::Keychain => "keychain",
+            Backend::CredentialManager => "windows",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::SecretService => "Secret Service",
+            Backend::Keyutils => "kernel keyutils",
+            Backend::Keychain => "macOS Keychain",
+            Backend::CredentialManager => "Windows Credential Manager",
+        }
+    }
+
+    /// Whether values survive a reboot.
+    pub fn persistent(self) -> bool {
+        !matches!(self, Backend::Keyutils)
+    }
+
+    fn available_here(self) -> bool {
+        match self {
+            Backend::SecretService | Backend::Keyutils => cfg!(target_os = "linux"),
+            Backend::Keychain => cfg!(target_os = "macos"),
+            Backend::CredentialManager => cfg!(target_os = "windows"),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The keyring this process uses, opened once on first use.
+pub struct Keyring {
+    pub backend: Backend,
+    /// Why this backend was chosen, for messages and `doctor`.
+    pub reason: String,
+    store: Arc<CredentialStore>,
+}
+
+static KEYRING: OnceLock<Result<Keyring>> = OnceLock::new();
+
+/// The keyring in use, or why there is none.
+pub fn keyring() -> Result<&'static Keyring> {
+    KEYRING
+        .get_or_init(open_keyring)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn keyring_timeout() -> Duration {
+    duration_from_env(KEYRING_TIMEOUT_ENV, DEFAULT_KEYRING_TIMEOUT)
+}
+
+/// A backend call that did not come back.
+enum Stall {
+    TimedOut(Duration),
+    Crashed,
+}
+
+/// Runs a keyring call on its own thread and gives up after the timeout: a
+/// D-Bus call waiting on a hung daemon or an unanswered unlock prompt must
+/// not hang connctl. The abandoned thread ends with the process.
+fn timed<T: Send + 'static>(
+    call: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, Stall> {
+    // After one call hung, the backend holds its connection lock in the
+    // abandoned thread: every later call would hang the same way.
+    static HUNG: OnceLock<Duration> = OnceLock::new();
+    if let Some(after) = HUNG.get() {
+        return Err(Stall::TimedOut(*after));
+    }
+    let timeout = keyring_timeout();
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("keyring".to_string())
+        .spawn(move || {
+            let _ = tx.send(call());
+        })
+        .map_err(|_| Stall::Crashed)?;
+    rx.recv_timeout(timeout).map_err(|e| match e {
+        mpsc::RecvTimeoutError::Timeout => Stall::TimedOut(*HUNG.get_or_init(|| timeout)),
+        mpsc::RecvTimeoutError::Disconnected => Stall::Crashed,
+    })
+}
+
+fn requested_backend() -> Result<Option<Backend>> {
+    let Ok(value) = std::env::var(KEYRING_ENV) else {
+        return Ok(None);
+    };
+    let value = value.trim().to_ascii_lowercase();
+    if value.is_empty() || value == "auto" {
+        return Ok(None);
+    }
+    let names: Vec<&str> = Backend::ALL
+        .iter()
+        .filter(|b| b.available_here())
+        .map(|b| b.id())
+        .collect();
+    match Backend::ALL.iter().find(|b| b.id() == value) {
+        Some(b) if b.available_here() => Ok(Some(*b)),
+        Some(b) => Err(Error::secret(format!(
+            "{KEYRING_ENV}={value}: the {} is not available on this platform",
+            b.label()
+        ))
+        .with_hint(format!("use one of: {}", names.join(", ")))),
+        None => Err(
+            Error::secret(format!("{KEYRING_ENV}={value} is not a keyring backend")).with_hint(
+                format!(
+                    "use one of: {}, or unset it to choose automatically",
+                    names.join(", ")
+                ),
+            ),
+        ),
+    }
+}
+
+fn open_keyring() -> Result<Keyring> {
+    let requested = requested_backend()?;
+    platform::open(requested)
+}
+
+#[cfg(target_os = "linux")]
+mod platform {
+    use super::*;
+
+    pub(super) fn open(requested: Option<Backend>) -> Result<Keyring> {
+        match requested {
+            Some(Backend::SecretService) => {
+                secret_service(format!("{KEYRING_ENV}=secret-service")).map_err(|(_, e)| e)
             }
-            _ => Ok(None),
+            Some(_) => keyutils(format!("{KEYRING_ENV}=keyutils")),
+            None => match session_bus() {
+                None => keyutils(
+                    "no D-Bus session bus is configured (DBUS_SESSION_BUS_ADDRESS is unset)"
+                        .to_string(),
+                ),
+                Some(bus) => {
+                    match secret_service(format!("a D-Bus session bus is configured ({bus})")) {
+                        Ok(keyring) => Ok(keyring),
+                        // A bus that answers but has no Secret Service (a server with
+                        // a systemd user bus, say) is a lasting condition, not an
+                        // outage: keyutils is the platform's other store. A bus that
+                        // does not answer stays an error: switching stores on an
+                        // outage would make existing secrets look missing.
+                        Err((true, _)) => keyutils(format!(
+                            "the D-Bus session bus ({bus}) has no Secret Service"
+                        )),
+                        Err((_, e)) => Err(e),
+                    }
+                }
+            },
+        }
+    }
+
+    /// The session bus address zbus would use, if one is configured.
+    fn session_bus() -> Option<String> {
+        if let Ok(address) = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+            && !address.trim().is_empty()
+        {
+            return Some(address);
+        }
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", unsafe { libc::getuid() })));
+        let socket = runtime_dir.join("bus");
+        socket
+            .exists()
+            .then(|| format!("unix:path={}", socket.display()))
+    }
+
+    fn secret_service(reason: String) -> std::result::Result<Keyring, (bool, Error)> {
+        let backend = Backend::SecretService;
+        let opened = timed(|| {
+            zbus_secret_service_keyring_store::Store::new()
+                .map(|store| -> Arc<CredentialStore> { store })
+        });
+        match opened {
+            Ok(Ok(store)) => Ok(Keyring {
+                backend,
+                reason,
+                store,
+            }),
+            Ok(Err(raw)) => {
+                let error =
+                    describe_failure(backend, &reason, "open the keyring", Failure::Backend(&raw));
+                Err((no_provider(&raw), error))
+            }
+            Err(stall) => Err((
+                false,
+                describe_failure(backend, &reason, "open the keyring", Failure::Stall(stall)),
+            )),
+        }
+    }
+
+    fn keyutils(reason: String) -> Result<Keyring> {
+        // Building the store touches nothing: the session keyring is looked
+        // up by each call, and "no session keyring" surfaces there.
+        let backend = Backend::Keyutils;
+        match linux_keyutils_keyring_store::Store::new() {
+            Ok(store) => Ok(Keyring {
+                backend,
+                reason,
+                store,
+            }),
+            Err(e) => Err(describe_failure(
+                backend,
+                &reason,
+                "open the keyring",
+                Failure::Backend(&e),
+            )),
+        }
+    }
+
+    fn no_provider(err: &keyring_core::Error) -> bool {
+        matches!(classify_secret_service(err), Some(Problem::NoProvider))
+    }
+
+    pub(super) enum Problem {
+        BusUnreachable,
+        NoProvider,
+        Locked,
+        NoDefaultCollection,
+        PromptDismissed,
+    }
+
+    fn platform_error(
+        err: &keyring_core::Error,
+    ) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match err {
+            keyring_core::Error::PlatformFailure(e) | keyring_core::Error::NoStorageAccess(e) => {
+                Some(e.as_ref())
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn classify_secret_service(err: &keyring_core::Error) -> Option<Problem> {
+        use secret_service::Error as Ss;
+        let ss = platform_error(err)?.downcast_ref::<Ss>()?;
+        let dbus_name = |text: String| {
+            text.contains("org.freedesktop.DBus.Error.ServiceUnknown")
+                || text.contains("org.freedesktop.DBus.Error.NameHasNoOwner")
+        };
+        Some(match ss {
+            Ss::Unavailable => Problem::BusUnreachable,
+            Ss::Zbus(
+                zbus::Error::Connection(..)
+                | zbus::Error::InputOutput(_)
+                | zbus::Error::Address(_)
+                | zbus::Error::Handshake(_),
+            ) => Problem::BusUnreachable,
+            Ss::Zbus(e) if dbus_name(e.to_string()) => Problem::NoProvider,
+            Ss::ZbusFdo(e) if dbus_name(e.to_string()) => Problem::NoProvider,
+            Ss::Locked => Problem::Locked,
+            Ss::NoResult => Problem::NoDefaultCollection,
+            Ss::Prompt | Ss::PromptDisconnected => Problem::PromptDismissed,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn keyutils_access_denied(err: &keyring_core::Error) -> bool {
+        matches!(err, keyring_core::Error::NoStorageAccess(_))
+    }
+
+    /// The problem in words and what to do about it.
+    pub(super) fn explain(backend: Backend, err: &keyring_core::Error) -> Option<(String, String)> {
+        match backend {
+            Backend::SecretService => Some(match classify_secret_service(err)? {
+                Problem::BusUnreachable => (
+                    "no Secret Service available: the D-Bus session bus cannot be reached".to_string(),
+                    format!("start connctl inside a desktop or D-Bus session with a Secret Service (gnome-keyring, KeePassXC), or set {KEYRING_ENV}=keyutils; {CI_HINT}"),
+                ),
+                Problem::NoProvider => (
+                    "no Secret Service available: nothing on the session bus provides org.freedesktop.secrets".to_string(),
+                    format!("start a Secret Service (gnome-keyring, KeePassXC), or set {KEYRING_ENV}=keyutils; {CI_HINT}"),
+                ),
+                Problem::Locked => (
+                    "the keyring is locked".to_string(),
+                    format!("unlock it (log in to the desktop session, or `gnome-keyring-daemon --unlock`); {CI_HINT}"),
+                ),
+                Problem::NoDefaultCollection => (
+                    "the keyring is locked or has no default collection".to_string(),
+                    format!("unlock the keyring or create a default (login) collection, e.g. with seahorse or `gnome-keyring-daemon --unlock`; {CI_HINT}"),
+                ),
+                Problem::PromptDismissed => (
+                    "the keyring is locked (or has no default collection) and the prompt to unlock it was dismissed or could not be shown".to_string(),
+                    format!("unlock the keyring (log in to the desktop session, or `gnome-keyring-daemon --unlock`) and try again; {CI_HINT}"),
+                ),
+            }),
+            Backend::Keyutils if keyutils_access_denied(err) => Some((
+                "no session keyring: the kernel denied access to the session keyring".to_string(),
+                format!("run connctl inside a session keyring (`keyctl session - connctl ...`, or a login through pam_keyinit); {CI_HINT}"),
+            )),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(target_os = "macos")]
+mod platform {
+    use super::*;
+
+    pub(super) fn open(_requested: Option<Backend>) -> Result<Keyring> {
+        let backend = Backend::Keychain;
+        let reason = "the platform's keyring".to_string();
+        match timed(|| {
+            apple_native_keyring_store::keychain::Store::new()
+                .map(|s| -> Arc<CredentialStore> { s })
+        }) {
+            Ok(Ok(store)) => Ok(Keyring {
+                backend,
+                reason,
+                store,
+            }),
+            Ok(Err(e)) => Err(describe_failure(
+                backend,
+                &reason,
+                "open the keyring",
+                Failure::Backend(&e),
+            )),
+            Err(stall) => Err(describe_failure(
+                backend,
+                &reason,
+                "open the keyring",
+                Failure::Stall(stall),
+            )),
+        }
+    }
+
+    pub(super) fn explain(_: Backend, _: &keyring_core::Error) -> Option<(String, String)> {
+        None
+    }
+}
+
+#[cfg(target_os = "windows")]
+mod platform {
+    use super::*;
+
+    pub(super) fn open(_requested: Option<Backend>) -> Result<Keyring> {
+        let backend = Backend::CredentialManager;
+        let reason = "the platform's keyring".to_string();
+        match timed(|| {
+            windows_native_keyring_store::Store::new().map(|s| -> Arc<CredentialStore> { s })
+        }) {
+            Ok(Ok(store)) => Ok(Keyring {
+                backend,
+                reason,
+                store,
+            }),
+            Ok(Err(e)) => Err(describe_failure(
+                backend,
+                &reason,
+                "open the keyring",
+                Failure::Backend(&e),
+            )),
+            Err(stall) => Err(describe_failure(
+                backend,
+                &reason,
+                "open the keyring",
+                Failure::Stall(stall),
+            )),
+        }
+    }
+
+    pub(super) fn explain(_: Backend, _: &keyring_core::Error) -> Option<(String, String)> {
+        None
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+mod platform {
+    use super::*;
+
+    pub(super) fn open(_requested: Option<Backend>) -> Result<Keyring> {
+        Err(Error::secret("no OS keyring is supported on this platform").with_hint(CI_HINT))
+    }
+
+    pub(super) fn explain(_: Backend, _: &keyring_core::Error) -> Option<(String, String)> {
+        None
+    }
+}
+
+enum Failure<'a> {
+    Backend(&'a keyring_core::Error),
+    Stall(Stall),
+}
+
+/// One error for every way a keyring call fails: what was being done, the
+/// backend and why it was chosen, the cause, and what to do.
+fn describe_failure(backend: Backend, reason: &str, doing: &str, failure: Failure<'_>) -> Error {
+    let (problem, hint, raw) = match failure {
+        Failure::Stall(Stall::TimedOut(after)) => (
+            format!(
+                "the {} did not answer within {}",
+                backend.label(),
+                seconds(after)
+            ),
+            format!(
+                "is it waiting for an unlock prompt or hung? raise {KEYRING_TIMEOUT_ENV} (seconds) to wait longer; {CI_HINT}"
+            ),
+            None,
+        ),
+        Failure::Stall(Stall::Crashed) => (
+            format!("the {} call failed unexpectedly", backend.label()),
+            CI_HINT.to_string(),
+            None,
+        ),
+        Failure::Backend(err) => match platform::explain(backend, err) {
+            Some((problem, hint)) => (problem, hint, Some(err)),
+            None => (
+                format!("the {} failed", backend.label()),
+                CI_HINT.to_string(),
+                Some(err),
+            ),
         },
+    };
+    let mut error = Error::secret(format!("cannot {doing}: {problem}")).with_cause(format!(
+        "keyring backend: {} (chosen because {reason})",
+        backend.label()
+    ));
+    if let Some(err) = raw {
+        // Wrapping errors repeat their source's text: keep the fullest line only.
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        let mut last = String::new();
+        while let Some(e) = current {
+            let text = e.to_string();
+            if !last.contains(&text) {
+                error = error.with_cause(&text);
+                last = text;
+            }
+            current = e.source();
+        }
+    }
+    error.with_hint(hint)
+}
+
+/// Runs one call on the entry of `account`, behind the timeout.
+fn with_entry<T: Send + 'static>(
+    account: String,
+    label: String,
+    doing: &str,
+    call: impl FnOnce(&Entry) -> keyring_core::Result<T> + Send + 'static,
+) -> Result<T> {
+    let keyring = keyring()?;
+    let store = keyring.store.clone();
+    let backend = keyring.backend;
+    let outcome = timed(move || {
+        let mut modifiers = std::collections::HashMap::new();
+        if backend == Backend::SecretService {
+            modifiers.insert("label", label.as_str());
+        }
+        let modifiers = (!modifiers.is_empty()).then_some(&modifiers);
+        let entry = store.build(SERVICE, &account, modifiers)?;
+        call(&entry)
+    });
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(describe_failure(
+            backend,
+            &keyring.reason,
+            doing,
+            Failure::Backend(&err),
+        )),
+        Err(stall) => Err(describe_failure(
+            backend,
+            &keyring.reason,
+            doing,
+            Failure::Stall(stall),
+        )),
+    }
+}
+
+fn entry_label(at: &SecretRef) -> String {
+    format!("connctl: {}", at.describe())
+}
+
+/// Stores `value` in the OS keyring under `at`.
+pub fn keyring_set(at: &SecretRef, value: &Secret) -> Result<()> {
+    let value = value.clone();
+    with_entry(
+        at.account(),
+        entry_label(at),
+        &format!("store {} in the keyring", at.describe()),
+        move |entry| entry.set_password(value.expose()),
+    )
+}
+
+/// Reads `at` from the OS keyring; `Ok(None)` when there is no entry.
+pub fn keyring_get(at: &SecretRef) -> Result<Option<Secret>> {
+    with_entry(
+        at.account(),
+        entry_label(at),
+        &format!("read {} from the keyring", at.describe()),
+        |entry| match entry.get_password() {
+            Ok(value) => Ok(Some(Secret::new(value))),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(e),
+        },
+    )
+}
+
+/// Removes `at` from the OS keyring; a missing entry is not an error.
+pub fn keyring_delete(at: &SecretRef) -> Result<()> {
+    with_entry(
+        at.account(),
+        entry_label(at),
+        &format!("delete {} from the keyring", at.describe()),
+        delete_entry,
+    )
+}
+
+fn delete_entry(entry: &Entry) -> keyring_core::Result<()> {
+    match entry.delete_credential() {
+        Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+        // Two items with one account (written by another tool): remove both.
+        Err(keyring_core::Error::Ambiguous(entries)) => {
+            entries
+                .iter()
+                .try_for_each(|e| match e.delete_credential() {
+                    Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+                    Err(e) => Err(e),
+                })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What `doctor` reports about the keyring.
+#[derive(Debug, Clone)]
+pub struct KeyringCheck {
+    /// The backend in use, if one could be chosen.
+    pub backend: Option<Backend>,
+    pub reason: Option<String>,
+    /// `None` when the round trip worked.
+    pub error: Option<Error>,
+}
+
+/// Checks the keyring with a round trip on a throwaway entry
+/// `<store_id>/doctor/probe/<random>`: set, read back, delete, read again.
+pub fn keyring_check(store_id: &str) -> KeyringCheck {
+    let keyring = match keyring() {
+        Ok(k) => k,
+        Err(e) => {
+            return KeyringCheck {
+                backend: None,
+                reason: None,
+                error: Some(e),
+            };
+        }
+    };
+    let account = format!("{store_id}/doctor/probe/{}", uuid::Uuid::new_v4().simple());
+    let value = format!("probe-{}", uuid::Uuid::new_v4().simple());
+    let label = "connctl: doctor probe (safe to delete)".to_string();
+    let round_trip = || -> Result<()> {
+        let written = value.clone();
+        with_entry(
+            account.clone(),
+            label.clone(),
+            "write a probe entry",
+            move |e| e.set_password(&written),
+        )?;
+        let read = with_entry(
+            account.clone(),
+            label.clone(),
+            "read a probe entry back",
+            |e| e.get_password().map(Secret::new),
+        );
+        let deleted = with_entry(
+            account.clone(),
+            label.clone(),
+            "delete a probe entry",
+            delete_entry,
+        );
+        if read?.expose() != value {
+            return Err(Error::secret(
+                "the keyring returned a different value than was stored in it",
+            ));
+        }
+        deleted?;
+        let gone = with_entry(
+            account.clone(),
+            label.clone(),
+            "check a probe entry is gone",
+            |e| match e.get_password() {
+                Ok(_) => Ok(false),
+                Err(keyring_core::Error::NoEntry) => Ok(true),
+                Err(err) => Err(err),
+            },
+        )?;
+        if !gone {
+            return Err(Error::secret("a deleted keyring entry can still be read"));
+        }
+        Ok(())
+    };
+    KeyringCheck {
+        backend: Some(keyring.backend),
+        reason: Some(keyring.reason.clone()),
+        error: round_trip().err(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_redacted() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret} {secret:?}"), "(redacted) (redacted)");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn split_words_handles_quotes_without_a_shell() {
+        let w = |s: &str| split_words(s).unwrap();
+        assert_eq!(w("pass show  corp/api"), ["pass", "show", "corp/api"]);
+        assert_eq!(
+            w("sh -c 'echo $HOME; exit 1'"),
+            ["sh", "-c", "echo $HOME; exit 1"]
+        );
+        assert_eq!(
+            w(r#"op read "op://vault/it em/pw""#),
+            ["op", "read", "op://vault/it em/pw"]
+        );
+        assert_eq!(w(r#"a\ b "c\"d" ''"#), ["a b", "c\"d", ""]);
+        assert_eq!(w("x 'it'\"s\""), ["x", "its"]);
+        assert!(split_words("echo 'open").is_err());
+        assert!(split_words("echo \"open").is_err());
+        assert!(w("   ").is_empty());
+    }
+
+    #[test]
+    fn one_trailing_newline_is_trimmed() {
+        let t = |s: &str| {
+            let mut s = s.to_string();
+            trim_one_newline(&mut s);
+            s
+        };
+        assert_eq!(t("pw\n"), "pw");
+        assert_eq!(t("pw\r\n"), "pw");
+        assert_eq!(t("pw\n\n"), "pw\n");
+        assert_eq!(t("pw "), "pw ");
+    }
+
+    #[test]
+    fn refs_describe_themselves() {
+        let r = SecretRef::new("id", RecordKind::OauthProfile, "idp", "token:c1");
+        assert_eq!(r.account(), "id/oauth_profile/idp/token:c1");
+        assert_eq!(
+            r.describe(),
+            "oauth-profile 'idp' cached token for connection 'c1'"
+        );
+        let r = SecretRef::new("id", RecordKind::InboundUser, "u", "password");
+        assert_eq!(
+            r.set_command(),
+            "connctl inbound-user set-password u --password-stdin"
+        );
     }
 }

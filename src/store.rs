@@ -264,8 +264,9 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let fail = |what: &str, e: &std::io::Error| {
         Error::invalid(format!("cannot {what} {}", path.display())).with_source(e)
     };
+    let prefix = temp_prefix(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".store.")
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| fail("create a temporary file beside", &e))?;
@@ -280,6 +281,31 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The name start of a store's temporary files: `.store.toml.` for
+/// `store.toml`, so two stores in one folder never touch each other's.
+fn temp_prefix(path: &Path) -> String {
+    format!(
+        ".{}.",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Removes temporary files a killed writer left behind. Only a holder of
+/// the store's lock creates them, so under the lock any that exist are stale.
+fn remove_stale_temps(path: &Path) {
+    let prefix = temp_prefix(path);
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Reads, changes and saves the store under the write lock. The change runs
 /// on a validated store and its result is validated again; on any error
 /// nothing is written. Returns what the change returned.
@@ -290,6 +316,7 @@ pub fn update<T>(path: &Path, change: impl FnOnce(&mut Store) -> Result<T>) -> R
     let value = change(&mut store)?;
     if store != before {
         let text = render(&store)?;
+        remove_stale_temps(path);
         write_atomic(path, &text)?;
     }
     Ok(value)

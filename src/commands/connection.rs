@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::integration::yes_no;
 use super::{
-    Context, check_new_name, check_url, existing_file, keep_secret, not_found, now_rfc3339,
+    Context, Named, check_new_name, check_url, existing_file, keep_secret, not_found, now_rfc3339,
     parse_var, password_input, record_json, require, take_secret,
 };
 use crate::cli::{ConnectionAddArgs, ConnectionCommand, ConnectionEditArgs, ConnectionListArgs};
@@ -290,6 +290,16 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
             }
         }
         require_references(store, &c)?;
+        // A token cached for this connection belongs to its old OAuth profile.
+        if let Some(old) = store
+            .connection
+            .get(&name)
+            .and_then(|o| o.oauth_profile.clone())
+            && c.oauth_profile.as_ref() != Some(&old)
+        {
+            let field = format!("token:{name}");
+            super::forget_secrets(ctx, store, RecordKind::OauthProfile, &old, &[&field]);
+        }
         if let Some(taken) = taken {
             let previous = c.password.clone();
             c.password = Some(keep_secret(
@@ -435,10 +445,10 @@ fn list(ctx: &Context, args: ConnectionListArgs) -> Result<()> {
             && (!args.active || c.active)
     });
     if ctx.out.is_json() {
-        let items = selected
-            .map(|(n, c)| record_json(n, c).map(Value::Object))
-            .collect::<Result<Vec<_>>>()?;
-        return ctx.out.json(&Value::Array(items));
+        let items: Vec<Named<'_, Connection>> = selected
+            .map(|(name, record)| Named { name, record })
+            .collect();
+        return ctx.out.json_of(&items);
     }
     let rows = selected
         .map(|(n, c)| {

@@ -1,9 +1,180 @@
-//! `connctl doctor`.
+//! `connctl doctor`: which keyring backend is in use and whether it works (a
+//! round trip on a throwaway entry), then every secret field of every record:
+//! resolvable or not, and why. Never a value.
+
+use serde_json::{Value, json};
 
 use super::Context;
 use crate::cli::DoctorArgs;
 use crate::error::{Error, Result};
+use crate::model::SecretSource;
+use crate::secrets::{self, KeyringCheck};
 
-pub fn run(_ctx: &Context, _args: DoctorArgs) -> Result<()> {
-    Err(Error::failed("doctor is not built yet"))
+/// One secret field and whether it resolved.
+struct FieldCheck {
+    record: String,
+    kind: &'static str,
+    name: String,
+    field: String,
+    source: SecretSource,
+    error: Option<Error>,
+}
+
+pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
+    let store = ctx.load()?;
+    ctx.out.debug(1, "keyring: probing with a throwaway entry");
+    let keyring = secrets::keyring_check(&store.store_id);
+    let fields: Vec<FieldCheck> = secrets::secret_fields(&store)
+        .into_iter()
+        .map(|(at, source)| {
+            ctx.out
+                .debug(1, &format!("resolving {} from {source}", at.describe()));
+            let error = secrets::resolve(&source, &at).err();
+            FieldCheck {
+                record: format!("{} {}", at.kind.cli_name(), at.name),
+                kind: at.kind.cli_name(),
+                name: at.name.clone(),
+                field: at.field.clone(),
+                source,
+                error,
+            }
+        })
+        .collect();
+
+    if ctx.out.is_json() {
+        ctx.out.json(&report_json(&keyring, &fields))?;
+    } else {
+        print_tables(ctx, &keyring, &fields)?;
+    }
+
+    let failed = fields.iter().filter(|f| f.error.is_some()).count();
+    if failed > 0 {
+        return Err(Error::secret(format!(
+            "{failed} of {} secret{} cannot be resolved",
+            fields.len(),
+            if fields.len() == 1 { "" } else { "s" }
+        )));
+    }
+    if let Some(err) = &keyring.error {
+        if !all_fine(&keyring, &fields) {
+            return Err(err.clone());
+        }
+        ctx.out
+            .warn("the keyring does not work, but no secret in this store is kept in it");
+    }
+    Ok(())
+}
+
+/// Every secret resolves, and the keyring works or no secret is kept in it
+/// (a store with only env/file/cmd sources, as in CI, needs no keyring).
+fn all_fine(keyring: &KeyringCheck, fields: &[FieldCheck]) -> bool {
+    fields.iter().all(|f| f.error.is_none())
+        && (keyring.error.is_none() || fields.iter().all(|f| f.source != SecretSource::Keyring))
+}
+
+fn report_json(keyring: &KeyringCheck, fields: &[FieldCheck]) -> Value {
+    let error_json = |e: &Option<Error>| match e {
+        None => (Value::Null, json!([]), Value::Null),
+        Some(e) => (
+            Value::String(e.message.clone()),
+            json!(e.causes),
+            e.hint.clone().map(Value::String).unwrap_or(Value::Null),
+        ),
+    };
+    let (k_error, k_causes, k_hint) = error_json(&keyring.error);
+    let secrets: Vec<Value> = fields
+        .iter()
+        .map(|f| {
+            let (error, causes, hint) = error_json(&f.error);
+            json!({
+                "kind": f.kind,
+                "name": f.name,
+                "field": f.field,
+                "source": f.source.to_string(),
+                "ok": f.error.is_none(),
+                "error": error,
+                "causes": causes,
+                "hint": hint,
+            })
+        })
+        .collect();
+    json!({
+        "ok": all_fine(keyring, fields),
+        "keyring": {
+            "backend": keyring.backend.map(|b| b.id()),
+            "label": keyring.backend.map(|b| b.label()),
+            "reason": keyring.reason,
+            "persistent": keyring.backend.map(|b| b.persistent()),
+            "ok": keyring.error.is_none(),
+            "error": k_error,
+            "causes": k_causes,
+            "hint": k_hint,
+        },
+        "secrets": secrets,
+    })
+}
+
+fn print_tables(ctx: &Context, keyring: &KeyringCheck, fields: &[FieldCheck]) -> Result<()> {
+    let mut lines: Vec<(&str, String)> = vec![(
+        "keyring",
+        keyring
+            .backend
+            .map(|b| b.label().to_string())
+            .unwrap_or_else(|| "unavailable".to_string()),
+    )];
+    if let Some(reason) = &keyring.reason {
+        lines.push(("chosen because", reason.clone()));
+    }
+    match &keyring.error {
+        None => lines.push(("round trip", "ok".to_string())),
+        Some(e) => {
+            lines.push(("round trip", format!("FAILED: {}", e.message)));
+            for cause in &e.causes {
+                lines.push(("caused by", cause.clone()));
+            }
+        }
+    }
+    if keyring.backend.is_some_and(|b| !b.persistent()) {
+        lines.push((
+            "note",
+            "kernel keyutils keeps values until reboot only".to_string(),
+        ));
+    }
+    ctx.out.fields(&lines)?;
+    if let Some(hint) = keyring.error.as_ref().and_then(|e| e.hint.as_deref()) {
+        ctx.out.hint(hint);
+    }
+
+    if fields.is_empty() {
+        ctx.out.status("no record in the store has a secret field");
+        return Ok(());
+    }
+    ctx.out.raw(b"\n")?;
+    let rows = fields
+        .iter()
+        .map(|f| {
+            let status = match &f.error {
+                None => "ok".to_string(),
+                Some(e) => format!("unavailable: {}", e.message),
+            };
+            vec![
+                f.record.clone(),
+                f.field.clone(),
+                f.source.to_string(),
+                status,
+            ]
+        })
+        .collect();
+    ctx.out
+        .table(&["record", "field", "source", "status"], rows)?;
+    let mut hints: Vec<&str> = fields
+        .iter()
+        .filter_map(|f| f.error.as_ref()?.hint.as_deref())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    hints.retain(|h| seen.insert(*h));
+    for hint in hints {
+        ctx.out.hint(hint);
+    }
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! `connctl integration ...`
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{Context, check_new_name, not_found, now_rfc3339, record_json, refuse_if_referenced};
@@ -191,9 +193,17 @@ fn choose_connection(
     if let [(only, _)] = candidates.as_slice() {
         return Ok(only.to_string());
     }
+    // Compare instants, not strings: RFC 3339 drops trailing zeros of the
+    // fraction, so "…50.4Z" sorts after "…50.43Z" as text.
     let recent = candidates
         .iter()
-        .filter_map(|(n, c)| c.last_activated.as_deref().map(|t| (t, *n)))
+        .filter_map(|(n, c)| {
+            let stamp = c.last_activated.as_deref()?;
+            let at =
+                time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                    .ok()?;
+            Some((at, *n))
+        })
         .max();
     if let Some((_, name)) = recent {
         return Ok(name.clone());
@@ -220,26 +230,50 @@ fn integration_json(store: &Store, name: &str, record: &Integration) -> Result<V
     Ok(Value::Object(map))
 }
 
+/// An integration in `-o json` lists: its fields plus the derived activity.
+#[derive(serde::Serialize)]
+struct IntegrationItem<'a> {
+    name: &'a str,
+    #[serde(flatten)]
+    record: &'a Integration,
+    active: bool,
+    active_connection: Option<&'a str>,
+}
+
 fn list(ctx: &Context) -> Result<()> {
     let store = ctx.load()?;
+    // One pass over the connections, not one per integration.
+    let mut active: HashMap<&str, &str> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (name, c) in &store.connection {
+        *counts.entry(c.integration.as_str()).or_default() += 1;
+        if c.active {
+            active.insert(c.integration.as_str(), name.as_str());
+        }
+    }
     if ctx.out.is_json() {
-        let items = store
+        let items: Vec<IntegrationItem<'_>> = store
             .integration
             .iter()
-            .map(|(n, r)| integration_json(&store, n, r))
-            .collect::<Result<Vec<_>>>()?;
-        return ctx.out.json(&Value::Array(items));
+            .map(|(name, record)| IntegrationItem {
+                name,
+                record,
+                active: active.contains_key(name.as_str()),
+                active_connection: active.get(name.as_str()).copied(),
+            })
+            .collect();
+        return ctx.out.json_of(&items);
     }
     let rows = store
         .integration
         .iter()
         .map(|(name, r)| {
-            let active = store.active_connection_of(name);
+            let active = active.get(name.as_str()).copied();
             vec![
                 name.clone(),
                 yes_no(active.is_some()),
                 or_dash(active),
-                store.connections_of(name).count().to_string(),
+                counts.get(name.as_str()).copied().unwrap_or(0).to_string(),
                 or_dash(r.application.as_deref()),
             ]
         })

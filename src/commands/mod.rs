@@ -69,6 +69,15 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// A record for `-o json` lists, serialized directly: `name` first, then
+/// the store's fields (the same text as `record_json`, without the tree).
+#[derive(Serialize)]
+pub struct Named<'a, R> {
+    pub name: &'a str,
+    #[serde(flatten)]
+    pub record: &'a R,
+}
+
 /// A record as JSON: `name` first, then the store's fields.
 pub fn record_json(name: &str, record: &impl Serialize) -> Result<Map<String, Value>> {
     let mut map = Map::new();

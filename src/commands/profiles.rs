@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    Context, check_new_name, check_url, client_secret_input, existing_file, keep_secret, not_found,
-    password_input, record_json, refuse_if_referenced, take_secret,
+    Context, Named, check_new_name, check_url, client_secret_input, existing_file, keep_secret,
+    not_found, password_input, record_json, refuse_if_referenced, take_secret,
 };
 use crate::cli::{
     InboundUserCommand, MidServerCommand, OauthProfileCommand, ProtocolProfileCommand,
@@ -27,11 +27,11 @@ fn list_records<R: serde::Serialize>(
     row: impl Fn(&str, &R) -> Vec<String>,
 ) -> Result<()> {
     if ctx.out.is_json() {
-        let items = records
+        let items: Vec<Named<'_, R>> = records
             .iter()
-            .map(|(n, r)| record_json(n, r).map(Value::Object))
-            .collect::<Result<Vec<_>>>()?;
-        return ctx.out.json(&Value::Array(items));
+            .map(|(name, record)| Named { name, record })
+            .collect();
+        return ctx.out.json_of(&items);
     }
     ctx.out
         .table(headers, records.iter().map(|(n, r)| row(n, r)).collect())
@@ -546,12 +546,12 @@ pub fn inbound_user(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
         InboundUserCommand::List => {
             let store = ctx.load()?;
             if ctx.out.is_json() {
-                let items = store
+                let items: Vec<Named<'_, InboundUser>> = store
                     .inbound_user
                     .iter()
-                    .map(|(n, u)| record_json(n, u).map(Value::Object))
-                    .collect::<Result<Vec<_>>>()?;
-                return ctx.out.json(&Value::Array(items));
+                    .map(|(name, record)| Named { name, record })
+                    .collect();
+                return ctx.out.json_of(&items);
             }
             let rows = store
                 .inbound_user

@@ -11,9 +11,7 @@ use crate::model::{SecretSource, Store};
 pub fn export(ctx: &Context, _args: ExportArgs) -> Result<()> {
     let store = ctx.load()?;
     if ctx.out.is_json() {
-        let value = serde_json::to_value(&store)
-            .map_err(|e| Error::failed("cannot render JSON").with_source(&e))?;
-        return ctx.out.json(&value);
+        return ctx.out.json_of(&store);
     }
     // The store holds sources, never values: the export is the store itself.
     ctx.out.raw(crate::store::render(&store)?.as_bytes())

@@ -1,8 +1,14 @@
 //! End-to-end tests through the connctl binary. One test binary, one module per area.
 
+mod completions;
+mod concurrency;
 mod demo;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
 mod outbound_servers;
+mod records;
+mod records_profiles;
+mod records_store;
+mod secrets;
 mod support;
