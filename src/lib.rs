@@ -3,7 +3,9 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod inbound;
 pub mod model;
+pub mod outbound;
 pub mod output;
 pub mod pem;
 pub mod secrets;

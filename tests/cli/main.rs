@@ -2,6 +2,11 @@
 
 mod completions;
 mod concurrency;
+mod demo;
+mod inbound;
+mod outbound;
+mod outbound_oauth;
+mod outbound_servers;
 mod records;
 mod records_profiles;
 mod records_store;

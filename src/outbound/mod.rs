@@ -1,0 +1,826 @@
+//! Outbound requests through a connection: secrets, OAuth token, DNS, TCP, MID server,
+//! TLS/mTLS and HTTP, each stage timed and explained. Used by `connection test` and `send`.
+
+pub mod oauth;
+pub mod proxy;
+pub mod tls;
+pub mod transport;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{
+    Authentication, Connection, Grant, MidServer, OauthProfile, ProtocolProfile, RecordKind,
+    SecretSource, Store,
+};
+use crate::secrets::{self, Secret, SecretRef};
+use proxy::{Proxy, ProxyEnv};
+use tls::{ClientIdentity, Roots, TlsSettings};
+pub use transport::{HttpRequest, Response, Route};
+
+/// The stages of an outbound request, in order (DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Secrets,
+    OauthToken,
+    Dns,
+    Tcp,
+    MidConnect,
+    Tls,
+    Http,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Secrets => "secrets",
+            Stage::OauthToken => "oauth_token",
+            Stage::Dns => "dns",
+            Stage::Tcp => "tcp",
+            Stage::MidConnect => "mid_connect",
+            Stage::Tls => "tls",
+            Stage::Http => "http",
+        }
+    }
+}
+
+/// One stage as it went.
+#[derive(Debug, Clone)]
+pub struct StageRecord {
+    pub stage: Stage,
+    pub ok: bool,
+    pub ms: f64,
+    pub detail: String,
+}
+
+/// The stages of one exchange.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub stages: Vec<StageRecord>,
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+impl Trace {
+    /// Records a stage's result; the error's message becomes the detail of a failed stage.
+    pub fn record<T>(
+        &mut self,
+        stage: Stage,
+        started: Instant,
+        result: Result<T>,
+        detail: impl FnOnce(&T) -> String,
+    ) -> Result<T> {
+        let ms = elapsed_ms(started);
+        let (ok, detail) = match &result {
+            Ok(value) => (true, detail(value)),
+            Err(e) => (false, e.message.clone()),
+        };
+        self.stages.push(StageRecord {
+            stage,
+            ok,
+            ms,
+            detail,
+        });
+        result
+    }
+
+    /// Records a failed stage and hands the error back.
+    pub fn fail(&mut self, stage: Stage, started: Instant, err: Error) -> Error {
+        self.stages.push(StageRecord {
+            stage,
+            ok: false,
+            ms: elapsed_ms(started),
+            detail: err.message.clone(),
+        });
+        err
+    }
+
+    /// Marks an already recorded stage as failed (a TLS alert seen after the handshake).
+    pub fn fail_last(&mut self, stage: Stage, err: &Error) {
+        if let Some(record) = self.stages.iter_mut().rev().find(|r| r.stage == stage) {
+            record.ok = false;
+            record.detail = err.message.clone();
+        }
+    }
+
+    pub fn failed_stage(&self) -> Option<Stage> {
+        self.stages.iter().find(|r| !r.ok).map(|r| r.stage)
+    }
+}
+
+/// A connection with the records it refers to, looked up in the store.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub store_id: String,
+    pub name: String,
+    pub connection: Connection,
+    pub oauth: Option<(String, OauthProfile)>,
+    pub protocol: Option<(String, ProtocolProfile)>,
+    pub mid: Option<(String, MidServer)>,
+}
+
+impl Target {
+    pub fn from_store(store: &Store, name: &str) -> Result<Target> {
+        let connection = store
+            .connection
+            .get(name)
+            .ok_or_else(|| Error::not_found("connection", name))?
+            .clone();
+        let oauth = match connection.oauth_profile.clone() {
+            Some(p) if connection.authentication == Authentication::Oauth => Some((
+                p.clone(),
+                store
+                    .oauth_profile
+                    .get(&p)
+                    .ok_or_else(|| Error::not_found("oauth-profile", &p))?
+                    .clone(),
+            )),
+            _ => None,
+        };
+        let protocol = match connection.protocol_profile.clone() {
+            Some(p) if connection.mutual_auth => Some((
+                p.clone(),
+                store
+                    .protocol_profile
+                    .get(&p)
+                    .ok_or_else(|| Error::not_found("protocol-profile", &p))?
+                    .clone(),
+            )),
+            _ => None,
+        };
+        let mid = match &connection.mid_server {
+            Some(m) => Some((
+                m.clone(),
+                store
+                    .mid_server
+                    .get(m)
+                    .ok_or_else(|| Error::not_found("mid-server", m))?
+                    .clone(),
+            )),
+            None => None,
+        };
+        Ok(Target {
+            store_id: store.store_id.clone(),
+            name: name.to_string(),
+            connection,
+            oauth,
+            protocol,
+            mid,
+        })
+    }
+}
+
+/// What to send and how patiently.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    pub method: Method,
+    pub path: Option<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub timeout: Duration,
+    pub insecure: bool,
+}
+
+impl Default for RequestSpec {
+    fn default() -> Self {
+        RequestSpec {
+            method: Method::GET,
+            path: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            content_type: None,
+            timeout: Duration::from_secs(30),
+            insecure: false,
+        }
+    }
+}
+
+/// Parses one `-H 'Name: value'`.
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue)> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| Error::usage(format!("header '{text}' must look like 'Name: value'")))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| Error::usage(format!("'{}' is not a valid header name", name.trim())))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| Error::usage(format!("the value of header '{name}' is not valid")))?;
+    Ok((name, value))
+}
+
+/// Joins `--path` to the endpoint URL: `https://h/api` + `/items?x=1` → `https://h/api/items?x=1`.
+pub fn join_path(endpoint: &str, path: Option<&str>) -> Result<url::Url> {
+    let mut url = url::Url::parse(endpoint).map_err(|e| {
+        Error::invalid(format!("the endpoint URL '{endpoint}' is invalid")).with_cause(e)
+    })?;
+    if let Some(extra) = path.filter(|p| !p.is_empty()) {
+        let (extra_path, query) = match extra.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (extra, None),
+        };
+        if !extra_path.is_empty() {
+            let base = url.path().trim_end_matches('/').to_string();
+            url.set_path(&format!("{base}/{}", extra_path.trim_start_matches('/')));
+        }
+        if let Some(q) = query {
+            url.set_query(Some(q));
+        }
+    }
+    Ok(url)
+}
+
+/// A connection ready to send: secrets resolved, routes and TLS built.
+pub struct Prepared {
+    pub target: Target,
+    pub url: url::Url,
+    pub basic: Option<(String, Secret)>,
+    pub token_source: Option<oauth::TokenSource>,
+    pub route: Route,
+}
+
+/// The result of one exchange through a connection.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub connection: String,
+    pub trace: Trace,
+    pub response: Option<Response>,
+    pub error: Option<Error>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.error.as_ref().map(|e| e.exit_code()).unwrap_or(0)
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.response.as_ref().map(|r| r.status.as_u16())
+    }
+
+    /// The JSON object of `connection test -o json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "connection": self.connection,
+            "ok": self.ok(),
+            "failed_stage": self.trace.failed_stage().map(|s| s.as_str()),
+            "status": self.status(),
+            "exit_code": self.exit_code(),
+            "stages": self.trace.stages.iter().map(|s| json!({
+                "stage": s.stage.as_str(),
+                "ok": s.ok,
+                "ms": s.ms,
+                "detail": s.detail,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Judges the answer: `accept` says which statuses pass. 401/403 are
+    /// authentication failures, anything else refused is a failed check.
+    pub fn judge(&mut self, accept: impl Fn(u16) -> bool, auth: Authentication) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(response) = &self.response else {
+            return;
+        };
+        let status = response.status;
+        if accept(status.as_u16()) {
+            return;
+        }
+        let text = transport::status_text(status);
+        let err = match status.as_u16() {
+            401 | 403 => {
+                let err = Error::auth(format!("the endpoint refused the credentials ({text})"));
+                match auth {
+                    Authentication::Basic => err.with_hint(format!(
+                        "check the user and password of connection '{}'",
+                        self.connection
+                    )),
+                    Authentication::Oauth => err.with_hint(
+                        "the endpoint refused the OAuth token: check the profile's scopes and grant",
+                    ),
+                    Authentication::None => err.with_hint(
+                        "the endpoint wants credentials; the connection has authentication none",
+                    ),
+                }
+            }
+            _ => Error::failed(format!("the endpoint answered {text}")),
+        };
+        if let Some(record) = self
+            .trace
+            .stages
+            .iter_mut()
+            .rev()
+            .find(|r| r.stage == Stage::Http)
+        {
+            record.ok = false;
+            record.detail = format!("{}: {}", record.detail, err.message);
+        }
+        self.error = Some(err);
+    }
+}
+
+/// Shared state of one run: trust roots read once, the proxy environment.
+pub struct Outbound {
+    roots: Roots,
+    proxy_env: ProxyEnv,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn secret_ref(target: &Target, kind: RecordKind, name: &str, field: &str) -> SecretRef {
+    SecretRef::new(&target.store_id, kind, name, field)
+}
+
+async fn resolve(source: SecretSource, at: SecretRef) -> Result<Secret> {
+    off_runtime(move || secrets::resolve(&source, &at)).await
+}
+
+/// Runs a blocking secrets call on a plain thread, outside the runtime's
+/// context, so a keyring backend may start its own runtime as it does when
+/// called from the synchronous commands.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("connctl-secrets".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| Error::secret("cannot start a thread for the secrets").with_source(&e))?;
+    rx.await
+        .map_err(|_| Error::secret("reading a secret did not finish (the call panicked)"))?
+}
+
+impl Outbound {
+    pub fn new() -> Self {
+        Outbound {
+            roots: Roots::default(),
+            proxy_env: ProxyEnv::from_env(),
+        }
+    }
+
+    /// The secrets stage and everything that needs no network.
+    pub async fn prepare(
+        &self,
+        target: &Target,
+        spec: &RequestSpec,
+        trace: &mut Trace,
+    ) -> Result<Prepared> {
+        let started = Instant::now();
+        let conn = &target.connection;
+        let mut used = Vec::new();
+        let secrets = async {
+            let needs_password = conn.authentication == Authentication::Basic
+                || target
+                    .oauth
+                    .as_ref()
+                    .is_some_and(|(_, p)| p.grant == Grant::Password);
+            let basic_or_owner = if needs_password {
+                let user = conn.user.clone().ok_or_else(|| {
+                    Error::invalid(format!("connection '{}' has no user", target.name))
+                })?;
+                let source = conn.password.clone().ok_or_else(|| {
+                    Error::secret(format!(
+                        "connection '{}' has no password source",
+                        target.name
+                    ))
+                })?;
+                used.push(format!("connection password ({source})"));
+                let at = secret_ref(target, RecordKind::Connection, &target.name, "password");
+                let password = resolve(source, at).await.map_err(|e| Error {
+                    message: format!("connection password: {}", e.message),
+                    ..e
+                })?;
+                Some((user, password))
+            } else {
+                None
+            };
+            let client_secret = match &target.oauth {
+                Some((name, profile)) => match &profile.client_secret {
+                    Some(source) => {
+                        used.push(format!("client secret of '{name}' ({source})"));
+                        let at =
+                            secret_ref(target, RecordKind::OauthProfile, name, "client_secret");
+                        Some(resolve(source.clone(), at).await.map_err(|e| Error {
+                            message: format!("OAuth client secret: {}", e.message),
+                            ..e
+                        })?)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            let mid_password = match &target.mid {
+                Some((name, mid)) => match &mid.password {
+                    Some(source) => {
+                        used.push(format!("MID server password ({source})"));
+                        let at = secret_ref(target, RecordKind::MidServer, name, "password");
+                        Some(resolve(source.clone(), at).await.map_err(|e| Error {
+                            message: format!("MID server password: {}", e.message),
+                            ..e
+                        })?)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            Ok::<_, Error>((basic_or_owner, client_secret, mid_password))
+        }
+        .await;
+        let (basic_or_owner, client_secret, mid_password) =
+            trace.record(Stage::Secrets, started, secrets, |_| {
+                if used.is_empty() {
+                    "no secrets needed".to_string()
+                } else {
+                    format!("resolved {}", used.join(", "))
+                }
+            })?;
+
+        let url = join_path(&conn.endpoint_url, spec.path.as_deref())?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+
+        let mid_proxy = match &target.mid {
+            Some((name, mid)) => {
+                let mut p = Proxy::parse(&mid.url, format!("MID server '{name}'"), true)?;
+                if mid.user.is_some() {
+                    p.user = mid.user.clone();
+                    p.password = mid_password.clone();
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let proxy = match &mid_proxy {
+            Some(p) => Some(p.clone()),
+            None => self.proxy_env.for_url(url.scheme(), &host, port)?,
+        };
+
+        let tls_started = Instant::now();
+        let tls = (|| {
+            let mut bundles: Vec<PathBuf> = Vec::new();
+            bundles.extend(conn.ca_bundle.clone());
+            if let Some((_, p)) = &target.protocol {
+                bundles.extend(p.ca_bundle.clone());
+            }
+            let roots = self.roots.get(&bundles)?;
+            let identity = match &target.protocol {
+                Some((name, p)) => Some(
+                    ClientIdentity::load(&p.client_cert, &p.client_key).map_err(|e| Error {
+                        message: format!("protocol profile '{name}': {}", e.message),
+                        ..e
+                    })?,
+                ),
+                None => None,
+            };
+            Ok::<_, Error>((roots, identity))
+        })();
+        let (roots, identity) = match tls {
+            Ok(pair) => pair,
+            Err(e) => return Err(trace.fail(Stage::Tls, tls_started, e)),
+        };
+        let route = Route {
+            proxy,
+            tls: TlsSettings {
+                roots: roots.clone(),
+                identity,
+                insecure: spec.insecure,
+            },
+            mutual_auth: conn.mutual_auth,
+            timeout: spec.timeout,
+            connection: target.name.clone(),
+        };
+
+        let (basic, owner) = match conn.authentication {
+            Authentication::Basic => (basic_or_owner, None),
+            _ => (None, basic_or_owner),
+        };
+        let token_source = match &target.oauth {
+            Some((name, profile)) => {
+                let token_url = url::Url::parse(&profile.token_url).map_err(|e| {
+                    Error::invalid(format!(
+                        "the token URL of OAuth profile '{name}' is invalid"
+                    ))
+                    .with_cause(e)
+                })?;
+                let token_proxy = match &mid_proxy {
+                    Some(p) => Some(p.clone()),
+                    None => self.proxy_env.for_url(
+                        token_url.scheme(),
+                        token_url.host_str().unwrap_or_default(),
+                        token_url.port_or_known_default().unwrap_or(443),
+                    )?,
+                };
+                let field = oauth::cache_field(profile, Some(&target.name));
+                Some(oauth::TokenSource {
+                    profile_name: name.clone(),
+                    profile: profile.clone(),
+                    client_secret,
+                    owner,
+                    cache_at: secret_ref(target, RecordKind::OauthProfile, name, &field),
+                    route: Route {
+                        proxy: token_proxy,
+                        tls: TlsSettings {
+                            roots,
+                            identity: None,
+                            insecure: false,
+                        },
+                        mutual_auth: false,
+                        timeout: spec.timeout,
+                        connection: target.name.clone(),
+                    },
+                })
+            }
+            None => None,
+        };
+        Ok(Prepared {
+            target: target.clone(),
+            url,
+            basic,
+            token_source,
+            route,
+        })
+    }
+
+    /// The oauth_token stage: a token for the request, or none without OAuth.
+    pub async fn token(
+        &self,
+        prepared: &Prepared,
+        fresh: bool,
+        trace: &mut Trace,
+    ) -> Result<Option<oauth::Token>> {
+        let Some(source) = &prepared.token_source else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let token = oauth::obtain(source, fresh).await;
+        trace
+            .record(Stage::OauthToken, started, token, |t| {
+                format!("profile '{}': {}", source.profile_name, oauth::describe(t))
+            })
+            .map(Some)
+    }
+
+    fn http_request(
+        &self,
+        prepared: &Prepared,
+        spec: &RequestSpec,
+        token: Option<&oauth::Token>,
+    ) -> HttpRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+        if !spec.body.is_empty() {
+            let content_type = spec.content_type.clone().unwrap_or_else(|| {
+                if serde_json::from_slice::<Value>(&spec.body).is_ok() {
+                    "application/json".to_string()
+                } else if std::str::from_utf8(&spec.body).is_ok() {
+                    "text/plain; charset=utf-8".to_string()
+                } else {
+                    "application/octet-stream".to_string()
+                }
+            });
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                headers.insert(http::header::CONTENT_TYPE, value);
+            }
+        } else if let Some(ct) = &spec.content_type
+            && let Ok(value) = HeaderValue::from_str(ct)
+        {
+            headers.insert(http::header::CONTENT_TYPE, value);
+        }
+        let authorization = match (&prepared.basic, token) {
+            (Some((user, password)), _) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()))
+            )),
+            (None, Some(t)) => Some(format!("Bearer {}", t.access_token.expose())),
+            _ => None,
+        };
+        if let Some(auth) = authorization
+            && let Ok(mut value) = HeaderValue::from_str(&auth)
+        {
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        // The operator's own headers win over the defaults.
+        for (name, value) in &spec.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        HttpRequest {
+            url: prepared.url.clone(),
+            method: spec.method.clone(),
+            headers,
+            body: spec.body.clone(),
+        }
+    }
+
+    /// One request through a prepared connection, with the OAuth rule: a 401 answered
+    /// to a cached token drops the cache, fetches a new token and tries once more.
+    pub async fn attempt(
+        &self,
+        prepared: &Prepared,
+        spec: &RequestSpec,
+        mut trace: Trace,
+    ) -> (Trace, Result<Response>) {
+        let token = match self.token(prepared, false, &mut trace).await {
+            Ok(t) => t,
+            Err(e) => return (trace, Err(e)),
+        };
+        let before_transport = trace.clone();
+        let req = self.http_request(prepared, spec, token.as_ref());
+        let result = transport::execute(&req, &prepared.route, &mut trace).await;
+        let retry_with_fresh_token = matches!(
+            (&result, &token),
+            (Ok(r), Some(t)) if r.status == StatusCode::UNAUTHORIZED && t.origin == "cached"
+        );
+        if !retry_with_fresh_token {
+            return (trace, result);
+        }
+        let mut trace = before_transport;
+        if let Some(source) = &prepared.token_source {
+            let _ = oauth::forget(source).await;
+        }
+        // Replace the oauth_token stage with the fresh fetch.
+        trace.stages.retain(|s| s.stage != Stage::OauthToken);
+        let token = match self.token(prepared, true, &mut trace).await {
+            Ok(t) => t,
+            Err(e) => return (trace, Err(e)),
+        };
+        if let Some(record) = trace
+            .stages
+            .iter_mut()
+            .find(|s| s.stage == Stage::OauthToken)
+        {
+            record
+                .detail
+                .push_str(" (the cached token was refused with 401)");
+        }
+        let req = self.http_request(prepared, spec, token.as_ref());
+        let result = transport::execute(&req, &prepared.route, &mut trace).await;
+        (trace, result)
+    }
+
+    /// Prepares and sends once: the whole of `connection test` for one connection.
+    pub async fn exchange(&self, target: &Target, spec: &RequestSpec) -> Outcome {
+        let mut trace = Trace::default();
+        let prepared = match self.prepare(target, spec, &mut trace).await {
+            Ok(p) => p,
+            Err(e) => return outcome(target, trace, Err(e)),
+        };
+        let (trace, result) = self.attempt(&prepared, spec, trace).await;
+        outcome(target, trace, result)
+    }
+
+    /// `connection send`: like `exchange`, retrying connection failures and
+    /// 502/503/504 up to `retries` times with backoff, honouring `Retry-After`.
+    pub async fn send(
+        &self,
+        target: &Target,
+        spec: &RequestSpec,
+        retries: u32,
+        on_retry: &(dyn Fn(&str) + Sync),
+    ) -> Outcome {
+        let mut trace = Trace::default();
+        let prepared = match self.prepare(target, spec, &mut trace).await {
+            Ok(p) => p,
+            Err(e) => return outcome(target, trace, Err(e)),
+        };
+        let base = trace;
+        let mut attempt = 0;
+        loop {
+            let (trace, result) = self.attempt(&prepared, spec, base.clone()).await;
+            let wait = match &result {
+                _ if attempt >= retries => None,
+                Ok(r) if matches!(r.status.as_u16(), 502..=504) => Some((
+                    retry_after(&r.headers).unwrap_or_else(|| backoff(attempt)),
+                    transport::status_text(r.status),
+                )),
+                Err(e)
+                    if transport::is_retryable(e)
+                        && !matches!(
+                            trace.failed_stage(),
+                            Some(Stage::Secrets | Stage::OauthToken)
+                        ) =>
+                {
+                    Some((backoff(attempt), e.message.clone()))
+                }
+                _ => None,
+            };
+            match wait {
+                Some((delay, why)) => {
+                    attempt += 1;
+                    on_retry(&format!(
+                        "{why}; retry {attempt}/{retries} in {}",
+                        transport::format_secs(delay)
+                    ));
+                    tokio::time::sleep(delay).await;
+                }
+                None => return outcome(target, trace, result),
+            }
+        }
+    }
+}
+
+fn outcome(target: &Target, trace: Trace, result: Result<Response>) -> Outcome {
+    let (response, error) = match result {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    };
+    Outcome {
+        connection: target.name.clone(),
+        trace,
+        response,
+        error,
+    }
+}
+
+/// 0.5 s, 1 s, 2 s, ... capped at 30 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))
+}
+
+/// `Retry-After` in seconds or as an HTTP date, capped at five minutes.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let secs = match text.parse::<u64>() {
+        Ok(s) => s,
+        Err(_) => {
+            let format = time::format_description::well_known::Rfc2822;
+            let when = time::OffsetDateTime::parse(text, &format).ok()?;
+            (when - time::OffsetDateTime::now_utc())
+                .whole_seconds()
+                .max(0) as u64
+        }
+    };
+    Some(Duration::from_secs(secs.min(300)))
+}
+
+/// Whether a status passes a test without `--expect`: 2xx and 3xx.
+pub fn default_accept(status: u16) -> bool {
+    (200..400).contains(&status)
+}
+
+/// Convenience for callers that need the error kind of an outcome.
+pub fn kind_of(outcome: &Outcome) -> Option<ErrorKind> {
+    outcome.error.as_ref().map(|e| e.kind)
+}
+
+/// An `Arc`'d client for concurrent use.
+pub fn shared() -> Arc<Outbound> {
+    Arc::new(Outbound::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_paths() {
+        let u = |e: &str, p: Option<&str>| join_path(e, p).unwrap().to_string();
+        assert_eq!(u("https://h/api", Some("/items")), "https://h/api/items");
+        assert_eq!(
+            u("https://h/api/", Some("items?x=1")),
+            "https://h/api/items?x=1"
+        );
+        assert_eq!(u("https://h/api", None), "https://h/api");
+        assert_eq!(u("https://h/", Some("/x")), "https://h/x");
+    }
+
+    #[test]
+    fn parses_headers() {
+        let (n, v) = parse_header("X-Trace:  abc ").unwrap();
+        assert_eq!(n.as_str(), "x-trace");
+        assert_eq!(v, "abc");
+        assert!(parse_header("nocolon").is_err());
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    }
+}

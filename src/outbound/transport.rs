@@ -1,0 +1,584 @@
+//! One HTTP exchange over our own stack, stage by stage: DNS, TCP, proxy CONNECT, TLS, HTTP.
+//! Every stage is timed and recorded, and a failure is explained where it happened.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use url::Url;
+
+use super::proxy::{self, Proxy};
+use super::tls::{self, Observed, TlsSettings};
+use super::{Stage, Trace};
+use crate::error::{Error, ErrorKind, Result};
+
+/// What to send. `headers` may hold credentials; they are never printed.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub url: Url,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// How to reach the destination.
+#[derive(Clone)]
+pub struct Route {
+    pub proxy: Option<Proxy>,
+    pub tls: TlsSettings,
+    /// Whether the connection has mutual auth on, to explain a client-certificate refusal.
+    pub mutual_auth: bool,
+    pub timeout: Duration,
+    /// The connection's name, for hints ("connctl connection edit NAME ...").
+    pub connection: String,
+}
+
+/// The answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+fn timed_out(route: &Route, what: &str) -> Error {
+    Error::network(format!(
+        "timed out after {} {what}",
+        format_secs(route.timeout)
+    ))
+    .with_hint("raise --timeout if the remote system is known to be slow")
+}
+
+pub fn format_secs(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{} s", secs as u64)
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Runs the exchange, recording each stage in `trace`. An error has already been
+/// recorded as the failed stage when it is returned.
+pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Result<Response> {
+    let deadline = Instant::now() + route.timeout;
+    let https = match req.url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => {
+            return Err(Error::invalid(format!(
+                "the URL scheme '{other}' is not http or https"
+            )));
+        }
+    };
+    let host = req
+        .url
+        .host_str()
+        .ok_or_else(|| Error::invalid(format!("the URL {} has no host", req.url)))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = req
+        .url
+        .port_or_known_default()
+        .unwrap_or(if https { 443 } else { 80 });
+    let target = authority(&host, port);
+    let proxy = route.proxy.as_ref();
+
+    // DNS: the proxy's host when there is one; the proxy resolves the target.
+    let (dns_host, dns_port) = match proxy {
+        Some(p) => (p.host.clone(), p.port),
+        None => (host.clone(), port),
+    };
+    let started = Instant::now();
+    let addrs = match tokio::time::timeout_at(
+        deadline,
+        tokio::net::lookup_host((dns_host.as_str(), dns_port)),
+    )
+    .await
+    {
+        Err(_) => Err(timed_out(route, &format!("resolving {dns_host}"))),
+        Ok(Err(e)) => Err(match proxy {
+            Some(p) => Error::network(format!("cannot resolve the {} host '{dns_host}'", p.label)),
+            None => Error::network(format!("cannot resolve host '{dns_host}'"))
+                .with_hint("check the host name in the endpoint URL and this machine's DNS"),
+        }
+        .with_source(&e)),
+        Ok(Ok(found)) => {
+            let found: Vec<SocketAddr> = found.collect();
+            if found.is_empty() {
+                Err(Error::network(format!("host '{dns_host}' has no address")))
+            } else {
+                Ok(found)
+            }
+        }
+    };
+    let addrs = trace.record(Stage::Dns, started, addrs, |found| {
+        let list: Vec<String> = found.iter().take(4).map(|a| a.ip().to_string()).collect();
+        let resolved = if dns_host.parse::<std::net::IpAddr>().is_ok() {
+            format!("{dns_host} (address literal)")
+        } else {
+            format!("{dns_host} → {}", list.join(", "))
+        };
+        match proxy {
+            Some(p) => format!("{} {resolved}; {target} is resolved by it", p.label),
+            None => resolved,
+        }
+    })?;
+
+    // TCP: each address in turn, first success wins.
+    let started = Instant::now();
+    let tcp = async {
+        let mut last: Option<std::io::Error> = None;
+        for addr in &addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok((stream, *addr));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
+    };
+    let what = match proxy {
+        Some(p) => format!("the {} at {}", p.label, authority(&p.host, p.port)),
+        None => target.clone(),
+    };
+    let connected = match tokio::time::timeout_at(deadline, tcp).await {
+        Err(_) => Err(timed_out(route, &format!("connecting to {what}"))),
+        Ok(Err(e)) => Err(connect_error(&e, &what, proxy).with_source(&e)),
+        Ok(Ok(pair)) => Ok(pair),
+    };
+    let (mut stream, addr) = trace.record(Stage::Tcp, started, connected, |(_, addr)| {
+        if what.ends_with(&addr.to_string()) {
+            format!("connected to {what}")
+        } else {
+            format!("connected to {what} ({addr})")
+        }
+    })?;
+
+    // Proxy: a CONNECT tunnel for https; absolute-form requests for http.
+    if let Some(p) = proxy {
+        let started = Instant::now();
+        if https {
+            let reply = match tokio::time::timeout_at(
+                deadline,
+                proxy::connect(&mut stream, p, &host, port),
+            )
+            .await
+            {
+                Err(_) => Err(timed_out(
+                    route,
+                    &format!("waiting for the {} to open a tunnel", p.label),
+                )),
+                Ok(Err(e)) => Err(Error::network(format!(
+                    "the {} failed during CONNECT to {target}",
+                    p.label
+                ))
+                .with_source(&e)),
+                Ok(Ok(reply)) => {
+                    proxy_reply(p, &target, reply.status, &reply.reason).map(|_| reply)
+                }
+            };
+            trace.record(Stage::MidConnect, started, reply, |reply| {
+                format!(
+                    "tunnel to {target} through the {} ({} {})",
+                    p.label, reply.status, reply.reason
+                )
+            })?;
+        } else {
+            trace.record(Stage::MidConnect, started, Ok(()), |_| {
+                format!(
+                    "plain http: the request goes to the {} in absolute form",
+                    p.label
+                )
+            })?;
+        }
+    }
+
+    if https {
+        let started = Instant::now();
+        let (config, seen) = match route.tls.client_config(true) {
+            Ok(pair) => pair,
+            Err(e) => {
+                return Err(trace.fail(Stage::Tls, started, e));
+            }
+        };
+        let server_name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+            Ok(name) => name,
+            Err(e) => {
+                let err = Error::invalid(format!("'{host}' is not a valid TLS server name"))
+                    .with_cause(e);
+                return Err(trace.fail(Stage::Tls, started, err));
+            }
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let handshake =
+            tokio::time::timeout_at(deadline, connector.connect(server_name, stream)).await;
+        let tls_stream = match handshake {
+            Err(_) => Err(timed_out(
+                route,
+                &format!("for the TLS handshake with {target}"),
+            )),
+            Ok(Err(e)) => Err(handshake_error(&e, &host, &seen, route)),
+            Ok(Ok(s)) => Ok(s),
+        };
+        let tls_stream = trace.record(Stage::Tls, started, tls_stream, |s| {
+            tls_detail(s.get_ref().1, &seen, route)
+        })?;
+        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let started = Instant::now();
+        let result = http_exchange(tls_stream, h2, req, &host, port, None, deadline, route).await;
+        finish_http(result, trace, started, req, &host, &seen, route)
+    } else {
+        let started = Instant::now();
+        let mut result =
+            http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        // Through a proxy, a 407 is the proxy's answer, not the endpoint's.
+        if let (Ok(r), Some(p)) = (&result, proxy)
+            && r.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            && let Err(e) = proxy_reply(p, &target, 407, "Proxy Authentication Required")
+        {
+            result = Err((None, e));
+        }
+        let _ = addr;
+        finish_http(
+            result,
+            trace,
+            started,
+            req,
+            &host,
+            &Observed::default(),
+            route,
+        )
+    }
+}
+
+fn connect_error(e: &std::io::Error, what: &str, proxy: Option<&Proxy>) -> Error {
+    use std::io::ErrorKind as K;
+    let mut err = match e.kind() {
+        K::ConnectionRefused => Error::network(format!(
+            "connection refused by {what}: nothing is listening there"
+        )),
+        K::TimedOut => Error::network(format!("connecting to {what} timed out")),
+        K::ConnectionReset => Error::network(format!("{what} reset the connection")),
+        K::HostUnreachable | K::NetworkUnreachable => {
+            Error::network(format!("{what} is unreachable from this machine"))
+        }
+        _ => Error::network(format!("cannot connect to {what}")),
+    };
+    if let Some(p) = proxy
+        && p.is_mid
+    {
+        err = err.with_hint("check the MID server's URL and that it is running");
+    }
+    err
+}
+
+fn proxy_reply(p: &Proxy, target: &str, status: u16, reason: &str) -> Result<()> {
+    match status {
+        200..=299 => Ok(()),
+        // tinyproxy, among others, answers 401 to wrong credentials and 407 to none.
+        401 | 407 => {
+            let who = if p.is_mid {
+                "the MID server"
+            } else {
+                "the proxy"
+            };
+            let err = Error::auth(format!("{who} refused the credentials ({status})"));
+            Err(if p.user.is_none() {
+                err.with_hint(format!("the {} has no user; set one", p.label))
+            } else {
+                err.with_hint(format!("check the user and password of the {}", p.label))
+            })
+        }
+        403 => Err(Error::network(format!(
+            "the {} refused to open a tunnel to {target} ({status} {reason})",
+            p.label
+        ))),
+        _ => Err(Error::network(format!(
+            "the {} could not reach {target} ({status} {reason})",
+            p.label
+        ))
+        .with_hint("the remote system may be down or unreachable from the MID server")),
+    }
+}
+
+fn handshake_error(e: &std::io::Error, host: &str, seen: &Observed, route: &Route) -> Error {
+    if let Some(tls_err) = tls::rustls_error(e) {
+        return tls::explain(tls_err, host, seen, route.mutual_auth, &route.connection);
+    }
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::UnexpectedEof => Error::tls(format!(
+            "{host} closed the connection during the TLS handshake"
+        ))
+        .with_hint("the server may not speak TLS on this port, or refused this client"),
+        K::ConnectionReset => Error::network(format!(
+            "{host} reset the connection during the TLS handshake"
+        ))
+        .with_hint("a firewall or the server dropped the connection; retry, or check the port"),
+        _ => Error::tls(format!("TLS handshake with {host} failed")).with_source(e),
+    }
+}
+
+fn tls_detail(conn: &rustls::ClientConnection, seen: &Observed, route: &Route) -> String {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
+        _ => "TLS",
+    };
+    let alpn = match conn.alpn_protocol() {
+        Some(p) => String::from_utf8_lossy(p).into_owned(),
+        None => "none".to_string(),
+    };
+    let server = match seen.server_cert() {
+        Some(c) => {
+            let days = c.days_left();
+            format!(
+                "server {} issued by {}, expires in {days} day{}",
+                c.subject,
+                c.issuer,
+                if days == 1 { "" } else { "s" }
+            )
+        }
+        None => "server certificate unreadable".to_string(),
+    };
+    let client = match (seen.requested(), seen.sent(), &route.tls.identity) {
+        (false, _, None) => "client certificate not requested".to_string(),
+        (false, _, Some(_)) => "client certificate not requested (not sent)".to_string(),
+        (true, true, Some(id)) => format!("client certificate requested, sent {}", id.subject),
+        (true, _, _) => "client certificate requested, none sent".to_string(),
+    };
+    let insecure = if route.tls.insecure {
+        "; VERIFICATION SKIPPED (--insecure)"
+    } else {
+        ""
+    };
+    format!("{version}, ALPN {alpn}; {server}; {client}{insecure}")
+}
+
+/// Where an HTTP-stage failure belongs: TLS alerts that arrive after the handshake
+/// (TLS 1.3 servers reject client certificates then) are TLS failures.
+enum HttpFailure {
+    Tls(Error),
+    Http(Error),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn http_exchange<S>(
+    stream: S,
+    h2: bool,
+    req: &HttpRequest,
+    host: &str,
+    port: u16,
+    proxy: Option<&Proxy>,
+    deadline: Instant,
+    route: &Route,
+) -> std::result::Result<Response, (Option<hyper::Error>, Error)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let default_port = if req.url.scheme() == "https" { 443 } else { 80 };
+    let host_header = if port == default_port {
+        if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        }
+    } else {
+        authority(host, port)
+    };
+    // http/1.1 wants origin-form (absolute-form through a proxy); h2 wants the full URI.
+    let uri = if h2 || proxy.is_some() {
+        req.url.as_str().to_string()
+    } else {
+        let mut path = req.url.path().to_string();
+        if let Some(q) = req.url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        path
+    };
+    let mut builder = http::Request::builder().method(req.method.clone()).uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        headers.extend(req.headers.clone());
+        if !h2 && let Ok(value) = HeaderValue::from_str(&host_header) {
+            headers.insert(http::header::HOST, value);
+        }
+        if !headers.contains_key(http::header::USER_AGENT) {
+            headers.insert(
+                http::header::USER_AGENT,
+                HeaderValue::from_static(concat!("connctl/", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        if let Some(p) = proxy
+            && let Some(auth) = p.authorization()
+            && let Ok(mut value) = HeaderValue::from_str(&auth)
+        {
+            value.set_sensitive(true);
+            headers.insert(http::header::PROXY_AUTHORIZATION, value);
+        }
+    }
+    let request = builder.body(Full::new(req.body.clone())).map_err(|e| {
+        (
+            None,
+            Error::invalid("cannot build the HTTP request").with_cause(e),
+        )
+    })?;
+
+    let io = TokioIo::new(stream);
+    let exchange = async {
+        let (response, conn_task) = if h2 {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            let task = tokio::spawn(conn);
+            (sender.send_request(request).await, task)
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            let task = tokio::spawn(conn);
+            (sender.send_request(request).await, task)
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                // The connection task often holds the real cause (an alert, a reset).
+                if let Ok(Err(conn_err)) = conn_task.await {
+                    return Err(conn_err);
+                }
+                return Err(e);
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, hyper::Error>(Response {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        })
+    };
+    match tokio::time::timeout_at(deadline, exchange).await {
+        Err(_) => Err((
+            None,
+            timed_out(
+                route,
+                &format!(
+                    "waiting for {} to answer the HTTP request",
+                    authority(host, port)
+                ),
+            ),
+        )),
+        Ok(Err(e)) => {
+            let err = Error::network("HTTP exchange failed");
+            Err((Some(e), err))
+        }
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+fn classify_http_error(
+    e: &hyper::Error,
+    host: &str,
+    seen: &Observed,
+    route: &Route,
+) -> HttpFailure {
+    if let Some(tls_err) = tls::rustls_error(e) {
+        return HttpFailure::Tls(tls::explain(
+            tls_err,
+            host,
+            seen,
+            route.mutual_auth,
+            &route.connection,
+        ));
+    }
+    let io = {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        let mut found = None;
+        while let Some(err) = current {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                found = Some(io.kind());
+                break;
+            }
+            current = err.source();
+        }
+        found
+    };
+    use std::io::ErrorKind as K;
+    let err = match io {
+        Some(K::ConnectionReset) | Some(K::BrokenPipe) => {
+            Error::network(format!("{host} reset the connection before answering"))
+        }
+        _ if e.is_incomplete_message() || io == Some(K::UnexpectedEof) => {
+            Error::network(format!("{host} closed the connection without answering"))
+        }
+        _ if e.is_parse() => Error::failed(format!("the answer from {host} is not HTTP"))
+            .with_hint("if the server speaks TLS, use an https:// URL"),
+        _ => Error::network(format!("the HTTP exchange with {host} failed")),
+    };
+    HttpFailure::Http(err.with_source(e))
+}
+
+fn finish_http(
+    result: std::result::Result<Response, (Option<hyper::Error>, Error)>,
+    trace: &mut Trace,
+    started: Instant,
+    req: &HttpRequest,
+    host: &str,
+    seen: &Observed,
+    route: &Route,
+) -> Result<Response> {
+    let result = match result {
+        Ok(r) => Ok(r),
+        Err((None, err)) => Err(err),
+        Err((Some(e), _)) => match classify_http_error(&e, host, seen, route) {
+            HttpFailure::Tls(err) => {
+                trace.fail_last(Stage::Tls, &err);
+                return Err(err);
+            }
+            HttpFailure::Http(err) => Err(err),
+        },
+    };
+    let path = req.url.path();
+    trace.record(Stage::Http, started, result, |r| {
+        let version = match r.version {
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
+        format!(
+            "{} {path} → {} ({version}, {} bytes)",
+            req.method,
+            status_text(r.status),
+            r.body.len()
+        )
+    })
+}
+
+pub fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// Whether an error is worth retrying in `send`: connection-level network failures.
+pub fn is_retryable(err: &Error) -> bool {
+    err.kind == ErrorKind::Network
+}
