@@ -10,22 +10,32 @@ use crate::model::{Authentication, ClientAuth, Environment, Grant};
 use crate::output::Format;
 
 const EXIT_CODES: &str = "\
+Getting started:
+  connctl integration add incident-sync --application \"IT Service Management\"
+  printf '%s' \"$PW\" | connctl connection add incident-sync.test --integration incident-sync \\
+      --env test --url https://test.example.com/api --user svc.incident --password-stdin
+  connctl connection activate incident-sync.test
+  connctl connection test incident-sync.test
+  connctl connection send --integration incident-sync -X POST -d @event.json
+
 Exit codes:
   0  success
-  1  the check failed (test found a problem, send got a non-2xx answer, inbound check denied)
+  1  the check failed: test found a problem, send got a non-2xx answer, inbound check denied
   2  usage: bad or missing arguments
   3  not found: a named record does not exist
-  4  invalid: the store or an input file is invalid, a rule would be broken, a confirmation was declined
-  5  secret unavailable: keyring unreachable/locked/timed out, variable unset, file unreadable, command failed
+  4  invalid: bad store or input file, a rule would be broken, a confirmation was declined
+  5  secret unavailable: keyring unreachable/locked/timed out, unset variable, failed file or command
   6  network: DNS, connect, MID server, timeout
   7  TLS: handshake, certificate verification, client certificate
   8  authentication: 401/403 from the endpoint, 407 from the MID server, OAuth token refused
 
 Environment:
-  CONNCTL_STORE    the store file (default: <config dir>/connctl/store.toml)
-  CONNCTL_OUTPUT   table or json, like -o
-  CONNCTL_KEYRING  force a keyring backend (secret-service, keyutils)
-  NO_COLOR         no colors on stderr";
+  CONNCTL_STORE            the store file (default: <config dir>/connctl/store.toml)
+  CONNCTL_OUTPUT           table or json, like -o
+  CONNCTL_KEYRING          force a keyring backend: secret-service or keyutils
+  CONNCTL_KEYRING_TIMEOUT  seconds before a keyring call gives up (default 5)
+  CONNCTL_CMD_TIMEOUT      seconds a cmd: secret source may run (default 30)
+  NO_COLOR                 no colors on stderr";
 
 #[derive(Debug, Parser)]
 #[command(

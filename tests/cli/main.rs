@@ -2,6 +2,8 @@
 
 mod completions;
 mod concurrency;
+mod demo;
+mod inbound;
 mod outbound;
 mod outbound_oauth;
 mod outbound_servers;

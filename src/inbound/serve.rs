@@ -1,0 +1,901 @@
+//! `inbound serve`: the HTTP/1.1 + HTTP/2 endpoint remote systems send to.
+//!
+//! Every request carries Basic credentials of an inbound user; it is accepted
+//! (202) only through an active connection naming that user, and only after
+//! its JSON line is durable in the spool. GET, HEAD and OPTIONS carry no
+//! message: they get 200 and the admitting connection, and nothing is recorded. The store is re-read whenever the
+//! file changes, so activation takes effect without a restart.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::check::{self, Denial};
+use super::spool::{SPOOL_FILE, Spool};
+use crate::error::{Error, Result};
+use crate::model::{SecretSource, Store};
+use crate::secrets::{self, Secret};
+
+/// How long shutdown waits for requests in flight before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Headers whose values never reach the spool.
+const REDACTED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Everything `inbound serve` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub store_path: PathBuf,
+    pub listen: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub spool: Option<PathBuf>,
+    pub max_body: u64,
+    /// Limit for reading a request's headers, a TLS handshake and a body.
+    pub request_timeout: Duration,
+    /// One stderr line per request.
+    pub log_requests: bool,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then finishes requests in flight.
+pub fn serve(options: ServeOptions) -> Result<()> {
+    let tls = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsAcceptor::from(super::tls::server_config(
+            cert,
+            key,
+            options.client_ca.as_deref(),
+        )?)),
+        (None, None) => None,
+        _ => {
+            return Err(Error::usage("--tls-cert and --tls-key go together"));
+        }
+    };
+    if tls.is_none() && options.client_ca.is_some() {
+        return Err(Error::usage(
+            "--client-ca needs TLS: give --tls-cert and --tls-key as well",
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed("cannot start the async runtime").with_source(&e))?;
+    runtime.block_on(run(options, tls))
+}
+
+async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
+    let listener = TcpListener::bind(&options.listen).await.map_err(|e| {
+        Error::network(format!("cannot listen on '{}'", options.listen)).with_source(&e)
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::network("cannot read the listening address").with_source(&e))?;
+    // Watch for signals before announcing, so a signal right after the
+    // announcement already stops the server cleanly.
+    let shutdown = shutdown_signal()?;
+    // A store that cannot be read fails the start, before anything is announced.
+    let store = StoreWatch::new(&options.store_path)?;
+    let (spool, writer) = Spool::open(options.spool.as_deref())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The first stderr line: tests and `connctl demo` read the port from it.
+    eprintln!("listening on {scheme}://{local}");
+    match &options.spool {
+        Some(dir) => eprintln!("spool: {}", dir.join(SPOOL_FILE).display()),
+        None => eprintln!("spool: stdout (one JSON line per accepted message)"),
+    }
+    if let Some(ca) = &options.client_ca {
+        eprintln!(
+            "client certificates: required, issued by '{}'",
+            ca.display()
+        );
+    }
+    if !options.store_path.exists() {
+        eprintln!(
+            "warning: the store '{}' does not exist yet: every request is refused until an inbound user is on an active connection",
+            options.store_path.display()
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        store,
+        passwords: Mutex::new(PasswordCache::default()),
+        spool,
+        max_body: options.max_body,
+        request_timeout: options.request_timeout,
+        log_requests: options.log_requests,
+    });
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.request_timeout);
+    builder.http2().timer(TokioTimer::new());
+
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let tcp = IdleTimeout::new(tcp, options.request_timeout * 2);
+                    let watcher = graceful.watcher();
+                    let builder = builder.clone();
+                    let shared = shared.clone();
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls {
+                            None => {
+                                let info = Arc::new(PeerInfo { peer, client_cert: None });
+                                serve_io(&builder, tcp, shared, info, watcher).await;
+                            }
+                            Some(acceptor) => {
+                                let timeout = shared.request_timeout;
+                                match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                                    Ok(Ok(stream)) => {
+                                        let client_cert = stream
+                                            .get_ref()
+                                            .1
+                                            .peer_certificates()
+                                            .and_then(|chain| chain.first())
+                                            .and_then(|der| certificate_subject(der));
+                                        let info = Arc::new(PeerInfo { peer, client_cert });
+                                        serve_io(&builder, stream, shared, info, watcher).await;
+                                    }
+                                    Ok(Err(e)) => {
+                                        if shared.log_requests {
+                                            eprintln!("{peer}: TLS handshake failed: {e}");
+                                        }
+                                    }
+                                    Err(_) => {
+                                        if shared.log_requests {
+                                            eprintln!("{peer}: TLS handshake timed out");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    eprintln!("warning: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    eprintln!(
+        "stopping: finishing {} open connection(s)",
+        graceful.count()
+    );
+    let finished = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    // Every handler holds a `Spool` through `shared`; once the last is gone the writer ends.
+    drop(shared);
+    // Not joined: a connection abandoned after the grace period may still hold a handle.
+    let writer_done = tokio::task::spawn_blocking(move || writer.join());
+    if finished.is_err() {
+        eprintln!(
+            "warning: requests still in flight after {}s were abandoned (none of them was answered 202)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    } else {
+        let _ = writer_done.await;
+    }
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn serve_io<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    shared: Arc<Shared>,
+    info: Arc<PeerInfo>,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        let info = info.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req, &info).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    // Errors here are the client's (reset, bad framing); hyper has answered what it could.
+    let _ = watcher.watch(conn).await;
+}
+
+/// A stream that fails with `TimedOut` when nothing was read or written for
+/// `idle`: drops clients that connect and send nothing (hyper's header
+/// timeout starts only once it knows the protocol) and idle keep-alives.
+struct IdleTimeout<I> {
+    inner: I,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<I> IdleTimeout<I> {
+    fn new(inner: I, idle: Duration) -> Self {
+        IdleTimeout {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    fn active(&mut self) {
+        self.timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + self.idle);
+    }
+
+    fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection was idle too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for IdleTimeout<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.check(cx),
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                this.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.check(cx).map(|r| r.map(|()| 0)),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                this.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.check(cx).map(|r| r.map(|()| 0)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| Error::failed("cannot watch for SIGTERM").with_source(&e))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| Error::failed("cannot watch for SIGINT").with_source(&e))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+fn certificate_subject(der: &[u8]) -> Option<String> {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, cert)| cert.subject().to_string())
+}
+
+struct PeerInfo {
+    peer: SocketAddr,
+    client_cert: Option<String>,
+}
+
+struct Shared {
+    store: StoreWatch,
+    passwords: Mutex<PasswordCache>,
+    spool: Spool,
+    max_body: u64,
+    request_timeout: Duration,
+    log_requests: bool,
+}
+
+/// What identifies one version of the store file: a write replaces the file
+/// (new inode) or at least changes its size or modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode,
+    })
+}
+
+struct Snapshot {
+    stamp: Option<Stamp>,
+    store: Arc<Store>,
+    generation: u64,
+}
+
+/// The store as of the last change seen; one `stat` per request.
+struct StoreWatch {
+    path: PathBuf,
+    snapshot: Mutex<Snapshot>,
+}
+
+impl StoreWatch {
+    fn new(path: &Path) -> Result<Self> {
+        let stamp = stamp(path);
+        let store = crate::store::load(path)?;
+        Ok(StoreWatch {
+            path: path.to_path_buf(),
+            snapshot: Mutex::new(Snapshot {
+                stamp,
+                store: Arc::new(store),
+                generation: 0,
+            }),
+        })
+    }
+
+    fn current(&self) -> (Arc<Store>, u64) {
+        let now = stamp(&self.path);
+        let mut snapshot = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now != snapshot.stamp {
+            snapshot.stamp = now;
+            match crate::store::load(&self.path) {
+                Ok(store) => {
+                    snapshot.store = Arc::new(store);
+                    snapshot.generation += 1;
+                    eprintln!("store changed: reloaded '{}'", self.path.display());
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: the store changed but cannot be read; still using the previous version: {e}"
+                    );
+                }
+            }
+        }
+        (snapshot.store.clone(), snapshot.generation)
+    }
+}
+
+/// Resolved inbound passwords of one store generation (keyring and `cmd:`
+/// lookups are too slow to repeat per request).
+#[derive(Default)]
+struct PasswordCache {
+    generation: u64,
+    entries: HashMap<String, (SecretSource, Secret)>,
+}
+
+impl Shared {
+    async fn expected_password(
+        &self,
+        store: &Arc<Store>,
+        generation: u64,
+        user: &str,
+        source: &SecretSource,
+    ) -> Result<Secret> {
+        {
+            let cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.generation == generation
+                && let Some((cached_source, secret)) = cache.entries.get(user)
+                && cached_source == source
+            {
+                return Ok(secret.clone());
+            }
+        }
+        let at = check::password_ref(store, user);
+        let resolve_source = source.clone();
+        let secret = tokio::task::spawn_blocking(move || secrets::resolve(&resolve_source, &at))
+            .await
+            .map_err(|e| Error::secret("the password lookup failed").with_source(&e))??;
+        let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.generation < generation {
+            cache.generation = generation;
+            cache.entries.clear();
+        }
+        if cache.generation == generation {
+            cache
+                .entries
+                .insert(user.to_string(), (source.clone(), secret.clone()));
+        }
+        Ok(secret)
+    }
+}
+
+enum Credentials {
+    Missing,
+    Malformed(&'static str),
+    Basic { user: String, password: Secret },
+}
+
+fn credentials(headers: &HeaderMap) -> Credentials {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Credentials::Missing;
+    };
+    let Ok(text) = value.to_str() else {
+        return Credentials::Malformed("the Authorization header is not ASCII");
+    };
+    let Some((scheme, encoded)) = text.trim().split_once(' ') else {
+        return Credentials::Missing;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Credentials::Missing;
+    }
+    let Ok(decoded) = BASE64.decode(encoded.trim()) else {
+        return Credentials::Malformed("the Basic credentials are not base64");
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return Credentials::Malformed("the Basic credentials are not UTF-8");
+    };
+    let Some((user, password)) = decoded.split_once(':') else {
+        return Credentials::Malformed(
+            "the Basic credentials have no ':' between user and password",
+        );
+    };
+    Credentials::Basic {
+        user: user.to_string(),
+        password: Secret::new(password),
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn error_reply(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut response = reply(status, json!({ "error": message }));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"connctl\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+fn redacted_headers(headers: &HeaderMap) -> Value {
+    let mut out = Map::new();
+    for name in headers.keys() {
+        let value = if REDACTED_HEADERS.contains(&name.as_str()) {
+            "(redacted)".to_string()
+        } else {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.insert(name.as_str().to_string(), Value::String(value));
+    }
+    Value::Object(out)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// How much of a rejected request's body is read and thrown away before
+/// answering: clients (curl over HTTP/2, for one) report an error when the
+/// answer arrives while they are still sending.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// An answer other than 202, with a note for the log line (never a secret).
+struct Rejection {
+    status: StatusCode,
+    message: String,
+    note: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: impl Into<String>, note: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+            note: note.into(),
+        }
+    }
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let (response, note) = match admit_and_record(shared, &parts, body, info).await {
+        Ok((response, note)) => (response, note),
+        Err((rejection, body)) => {
+            if let Some(body) = body {
+                discard(body, shared.request_timeout).await;
+            }
+            (
+                error_reply(rejection.status, &rejection.message),
+                rejection.note,
+            )
+        }
+    };
+    if shared.log_requests {
+        eprintln!(
+            "{} {} {} {path} {note}",
+            info.peer,
+            response.status().as_u16(),
+            parts.method
+        );
+    }
+    response
+}
+
+/// Reads and drops up to `DRAIN_LIMIT` bytes of a body a rejection leaves unread.
+async fn discard(mut body: Incoming, timeout: Duration) {
+    let drain = async {
+        let mut seen: u64 = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout.min(Duration::from_secs(5)), drain).await;
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads a body of at most `max` bytes. An oversized body is read on up to
+/// `DRAIN_LIMIT` further bytes, so the 413 reaches a client still sending.
+async fn read_body(mut body: Incoming, max: u64) -> std::result::Result<Bytes, BodyError> {
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if seen > max.saturating_add(DRAIN_LIMIT) {
+                return Err(BodyError::TooLarge);
+            }
+            if seen <= max {
+                buffer.extend_from_slice(data);
+            }
+        }
+    }
+    if seen > max {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buffer.freeze())
+    }
+}
+
+type Outcome = std::result::Result<(Response<Full<Bytes>>, String), (Rejection, Option<Incoming>)>;
+
+/// Authenticates, admits, reads the body and records the message.
+async fn admit_and_record(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Incoming,
+    info: &PeerInfo,
+) -> Outcome {
+    let admission = match admit(shared, &parts.headers).await {
+        Ok(admission) => admission,
+        Err(rejection) => return Err((rejection, Some(body))),
+    };
+    let user = admission.0;
+    let admission = admission.1;
+    // A safe method carries no message: answer who the sender is admitted as
+    // (what `connctl connection test` checks) and record nothing.
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok((
+            reply(
+                StatusCode::OK,
+                json!({
+                    "user": user,
+                    "integration": admission.integration,
+                    "connection": admission.connection,
+                }),
+            ),
+            format!(
+                "user={user} connection={} (no message: {})",
+                admission.connection, parts.method
+            ),
+        ));
+    }
+    let too_large = || {
+        Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {} bytes", shared.max_body),
+            format!("user={user}: body over {} bytes", shared.max_body),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > shared.max_body
+    {
+        let drain = (declared <= shared.max_body.saturating_add(DRAIN_LIMIT)).then_some(body);
+        return Err((too_large(), drain));
+    }
+    let body = match tokio::time::timeout(shared.request_timeout, read_body(body, shared.max_body))
+        .await
+    {
+        Err(_) => {
+            return Err((
+                Rejection::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body took too long to arrive",
+                    format!("user={user}: body timed out"),
+                ),
+                None,
+            ));
+        }
+        Ok(Err(BodyError::TooLarge)) => return Err((too_large(), None)),
+        Ok(Err(BodyError::Broken(why))) => {
+            return Err((
+                Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "the body could not be read",
+                    format!("user={user}: body unreadable: {why}"),
+                ),
+                None,
+            ));
+        }
+        Ok(Ok(body)) => body,
+    };
+    if is_json(&parts.headers) && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return Err((
+            Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "the body is declared as JSON but is not valid JSON",
+                format!("user={user}: invalid JSON body"),
+            ),
+            None,
+        ));
+    }
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let (body_value, body_base64) = match std::str::from_utf8(&body) {
+        Ok(text) => (text.to_string(), false),
+        Err(_) => (BASE64.encode(&body), true),
+    };
+    let record = json!({
+        "time": now_rfc3339(),
+        "id": id,
+        "integration": admission.integration,
+        "connection": admission.connection,
+        "environment": admission.environment.as_str(),
+        "user": user,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "version": format!("{:?}", parts.version),
+        "peer": info.peer.to_string(),
+        "client_cert": info.client_cert,
+        "headers": redacted_headers(&parts.headers),
+        "body": body_value,
+        "body_base64": body_base64,
+    });
+    let unrecorded = |note: String| {
+        Err((
+            Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the message could not be recorded",
+                note,
+            ),
+            None,
+        ))
+    };
+    let line = match serde_json::to_vec(&record) {
+        Ok(line) => line,
+        Err(e) => return unrecorded(format!("user={user}: cannot encode the record: {e}")),
+    };
+    if let Err(e) = shared.spool.append(line).await {
+        eprintln!("error: cannot write to the spool: {e}");
+        return unrecorded(format!("user={user}: spool write failed"));
+    }
+    let note = format!("user={user} connection={} id={id}", admission.connection);
+    Ok((
+        reply(
+            StatusCode::ACCEPTED,
+            json!({
+                "id": id,
+                "integration": admission.integration,
+                "connection": admission.connection,
+            }),
+        ),
+        note,
+    ))
+}
+
+/// Basic credentials of an inbound user, right password, active connection.
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> std::result::Result<(String, check::Admission), Rejection> {
+    let (user, password) = match credentials(headers) {
+        Credentials::Missing => {
+            return Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                "Basic credentials of an inbound user are required",
+                "no credentials",
+            ));
+        }
+        Credentials::Malformed(why) => {
+            return Err(Rejection::new(StatusCode::BAD_REQUEST, why, why));
+        }
+        Credentials::Basic { user, password } => (user, password),
+    };
+    let unauthorized = |note: String| {
+        Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            "the inbound user or password is wrong",
+            note,
+        )
+    };
+    let (store, generation) = shared.store.current();
+    let source = match store.inbound_user.get(&user) {
+        None => {
+            // Same work as a wrong password, so timing does not tell which names exist.
+            check::constant_time_eq(password.expose().as_bytes(), b"");
+            return Err(unauthorized(format!("user={user}: no such inbound user")));
+        }
+        Some(record) => match &record.password {
+            None => {
+                return Err(unauthorized(format!(
+                    "user={user}: the inbound user has no password"
+                )));
+            }
+            Some(source) => source.clone(),
+        },
+    };
+    let expected = match shared
+        .expected_password(&store, generation, &user, &source)
+        .await
+    {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("error: cannot read the password of inbound-user '{user}': {e}");
+            return Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server cannot check credentials right now",
+                format!("user={user}: password unavailable"),
+            ));
+        }
+    };
+    if !check::constant_time_eq(expected.expose().as_bytes(), password.expose().as_bytes()) {
+        return Err(unauthorized(format!("user={user}: wrong password")));
+    }
+    match check::admission(&store, &user) {
+        Ok(admission) => Ok((user, admission)),
+        Err(denial) => {
+            let note = match &denial {
+                Denial::OnlyInactive(c) => format!(
+                    "user={user}: only on inactive connection(s) {}",
+                    c.iter()
+                        .map(|c| c.connection.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => format!("user={user}: no connection names the user"),
+            };
+            Err(Rejection::new(
+                StatusCode::FORBIDDEN,
+                format!("inbound user '{user}' is not admitted: no active connection names it"),
+                note,
+            ))
+        }
+    }
+}
