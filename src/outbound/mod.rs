@@ -596,20 +596,12 @@ impl Outbound {
     ) -> HttpRequest {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
-        if !spec.body.is_empty() {
-            let content_type = spec.content_type.clone().unwrap_or_else(|| {
-                if serde_json::from_slice::<Value>(&spec.body).is_ok() {
-                    "application/json".to_string()
-                } else if std::str::from_utf8(&spec.body).is_ok() {
-                    "text/plain; charset=utf-8".to_string()
-                } else {
-                    "application/octet-stream".to_string()
-                }
-            });
-            if let Ok(value) = HeaderValue::from_str(&content_type) {
-                headers.insert(http::header::CONTENT_TYPE, value);
-            }
-        } else if let Some(ct) = &spec.content_type
+        let content_type = match &spec.content_type {
+            Some(ct) => Some(ct.as_str()),
+            None if !spec.body.is_empty() => Some("application/json"),
+            None => None,
+        };
+        if let Some(ct) = content_type
             && let Ok(value) = HeaderValue::from_str(ct)
         {
             headers.insert(http::header::CONTENT_TYPE, value);
