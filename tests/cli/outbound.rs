@@ -949,3 +949,22 @@ fn a_post_that_may_have_arrived_is_not_retried() {
     );
     assert_eq!(slow.requests().len(), 3);
 }
+
+#[test]
+fn plain_http_endpoints_and_a_scheme_mix_up() {
+    let f = Fixture::new();
+    let plain = http_server(&f.rt, ok_handler());
+    let tls = f.server(ok_handler());
+    f.store(&format!(
+        "{}{}",
+        conn("plain", &format!("http://127.0.0.1:{}/p", plain.port), ""),
+        conn("mixed", &format!("http://localhost:{}/p", tls.port), ""),
+    ));
+    let (json, _) = f.test_json("plain", &[], &[], 0);
+    assert_eq!(stage_names(&json), ["secrets", "dns", "tcp", "http"]);
+    assert_eq!(plain.count("/p"), 1);
+    let (json, run) = f.test_json("mixed", &[], &[], 1);
+    assert_eq!(json["failed_stage"], "http");
+    assert!(run.stderr.contains("is not HTTP"), "{}", run.stderr);
+    assert!(run.stderr.contains("https://"), "{}", run.stderr);
+}
