@@ -99,6 +99,8 @@ pub struct ClientIdentity {
     pub key: Arc<CertifiedKey>,
     /// Subject of the client certificate, for the stage detail.
     pub subject: String,
+    /// Days until the client certificate expires (negative when expired).
+    pub days_left: Option<i64>,
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -130,7 +132,9 @@ impl ClientIdentity {
             ))
             .with_cause(e)
         })?;
-        let subject = cert_summary(&certs[0])
+        let summary = cert_summary(&certs[0]);
+        let days_left = summary.as_ref().map(CertSummary::days_left);
+        let subject = summary
             .map(|c| c.subject)
             .unwrap_or_else(|| "(unparsable certificate)".to_string());
         let key = CertifiedKey::new(certs, signing);
@@ -145,6 +149,7 @@ impl ClientIdentity {
         Ok(ClientIdentity {
             key: Arc::new(key),
             subject,
+            days_left,
         })
     }
 }
@@ -301,6 +306,16 @@ impl TlsSettings {
             vec![b"http/1.1".to_vec()]
         };
         Ok((Arc::new(config), seen))
+    }
+}
+
+/// "expires in 12 days", with a warning inside 30 days and "EXPIRED" after.
+pub fn expiry_text(days: i64) -> String {
+    match days {
+        d if d < 0 => format!("EXPIRED {} day{} ago", -d, if d == -1 { "" } else { "s" }),
+        1 => "expires in 1 day: RENEW SOON".to_string(),
+        d if d < 30 => format!("expires in {d} days: RENEW SOON"),
+        d => format!("expires in {d} days"),
     }
 }
 
@@ -491,4 +506,17 @@ fn explain_alert(
     Error::tls(format!(
         "the server ended the TLS handshake with the alert {alert:?}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expiry_text;
+
+    #[test]
+    fn expiry_warns_inside_thirty_days() {
+        assert_eq!(expiry_text(90), "expires in 90 days");
+        assert_eq!(expiry_text(12), "expires in 12 days: RENEW SOON");
+        assert_eq!(expiry_text(1), "expires in 1 day: RENEW SOON");
+        assert_eq!(expiry_text(-3), "EXPIRED 3 days ago");
+    }
 }

@@ -394,12 +394,11 @@ fn tls_detail(conn: &rustls::ClientConnection, seen: &Observed, route: &Route) -
     };
     let server = match seen.server_cert() {
         Some(c) => {
-            let days = c.days_left();
             format!(
-                "server {} issued by {}, expires in {days} day{}",
+                "server {} issued by {}, {}",
                 c.subject,
                 c.issuer,
-                if days == 1 { "" } else { "s" }
+                tls::expiry_text(c.days_left())
             )
         }
         None => "server certificate unreadable".to_string(),
@@ -409,7 +408,14 @@ fn tls_detail(conn: &rustls::ClientConnection, seen: &Observed, route: &Route) -
         (false, _, Some(_)) => {
             "mutual auth is on, but the server did not ask for a client certificate".to_string()
         }
-        (true, true, Some(id)) => format!("client certificate requested, sent {}", id.subject),
+        (true, true, Some(id)) => match id.days_left {
+            Some(days) => format!(
+                "client certificate requested, sent {} ({})",
+                id.subject,
+                tls::expiry_text(days)
+            ),
+            None => format!("client certificate requested, sent {}", id.subject),
+        },
         (true, _, _) => "client certificate requested, none sent".to_string(),
     };
     let insecure = if route.tls.insecure {
