@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Outbound benchmark, rerunnable: prints the figures docs/outbound.md quotes.
+# Outbound benchmark, rerunnable: prints the figures docs/bench-outbound.md and README.md quote.
 #  1. `connctl connection send` vs `curl`, the same Basic-auth mTLS POST through
 #     the same tinyproxy (MID server), side by side in one hyperfine run.
 #     connctl reads its secrets from the keyring; target: median ratio <= 1.0.
