@@ -2,8 +2,10 @@
 //! and observers that let a failed handshake be explained in an operator's words.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
@@ -15,6 +17,7 @@ use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
     SignatureScheme,
 };
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{Error, Result};
 
@@ -160,6 +163,9 @@ pub struct Observed {
     pub server_cert: Mutex<Option<CertificateDer<'static>>>,
     pub cert_requested: AtomicBool,
     pub cert_sent: AtomicBool,
+    pub tls13: AtomicBool,
+    /// The first TLS error after the handshake (an alert), seen by [`Watched`].
+    pub late_error: Mutex<Option<rustls::Error>>,
 }
 
 impl Observed {
@@ -172,6 +178,87 @@ impl Observed {
     }
     pub fn sent(&self) -> bool {
         self.cert_sent.load(Ordering::Relaxed)
+    }
+    pub fn tls13(&self) -> bool {
+        self.tls13.load(Ordering::Relaxed)
+    }
+    pub fn set_tls13(&self, on: bool) {
+        self.tls13.store(on, Ordering::Relaxed)
+    }
+    pub fn tls_error(&self) -> Option<rustls::Error> {
+        self.late_error.lock().ok()?.clone()
+    }
+    fn note(&self, err: &std::io::Error) {
+        if let Some(tls) = rustls_error(err)
+            && let Ok(mut slot) = self.late_error.lock()
+            && slot.is_none()
+        {
+            *slot = Some(tls.clone());
+        }
+    }
+}
+
+/// A TLS stream that remembers the first TLS error read or written through it: the
+/// HTTP/2 client keeps only an error's text, and the alert that explains it would be lost.
+pub struct Watched<S> {
+    inner: S,
+    seen: Arc<Observed>,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, seen: Arc<Observed>) -> Self {
+        Watched { inner, seen }
+    }
+    fn check<T>(&self, result: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &result {
+            self.seen.note(e);
+        }
+        result
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.check(result)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.check(result)
     }
 }
 
@@ -466,6 +553,30 @@ pub fn explain(
     }
 }
 
+/// The server asked for a client certificate and got none: a failure that follows
+/// (an alert, or in TLS 1.3 often just a reset or a closed connection, since the
+/// client learns of the refusal only after its handshake is done) is that refusal.
+pub fn missing_client_cert(
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+    cause: impl std::fmt::Display,
+) -> Option<Error> {
+    if !seen.requested() || seen.sent() {
+        return None;
+    }
+    let message = if mutual_auth {
+        "the server requires a client certificate and none was sent"
+    } else {
+        "the server requires a client certificate and the connection has mutual auth off"
+    };
+    Some(
+        Error::tls(message)
+            .with_hint(format!("turn on mutual auth with a protocol profile: connctl connection edit {connection} --mutual-auth --protocol-profile PROFILE"))
+            .with_cause(cause),
+    )
+}
+
 fn explain_alert(
     alert: AlertDescription,
     seen: &Observed,
@@ -485,15 +596,15 @@ fn explain_alert(
             | AlertDescription::DecryptError
             | AlertDescription::HandshakeFailure
     );
-    if client_cert_alert && seen.requested() && !seen.sent() {
-        let message = if mutual_auth {
-            "the server requires a client certificate and none was sent"
-        } else {
-            "the server requires a client certificate and the connection has mutual auth off"
-        };
-        return Error::tls(message)
-            .with_hint(format!("turn on mutual auth with a protocol profile: connctl connection edit {connection} --mutual-auth --protocol-profile PROFILE"))
-            .with_cause(format!("the server sent the TLS alert {alert:?}"));
+    if client_cert_alert
+        && let Some(err) = missing_client_cert(
+            seen,
+            mutual_auth,
+            connection,
+            format!("the server sent the TLS alert {alert:?}"),
+        )
+    {
+        return err;
     }
     if client_cert_alert && seen.sent() {
         return Error::tls(format!(

@@ -287,6 +287,10 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
             tls_detail(s.get_ref().1, &seen, route)
         })?;
         let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        seen.set_tls13(
+            tls_stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+        );
+        let tls_stream = tls::Watched::new(tls_stream, seen.clone());
         let started = Instant::now();
         let result = http_exchange(tls_stream, h2, req, &host, port, None, deadline, route).await;
         finish_http(result, trace, started, req, &host, &seen, route)
@@ -369,6 +373,13 @@ fn handshake_error(e: &std::io::Error, host: &str, seen: &Observed, route: &Rout
         return tls::explain(tls_err, host, seen, route.mutual_auth, &route.connection);
     }
     use std::io::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    ) && let Some(err) = tls::missing_client_cert(seen, route.mutual_auth, &route.connection, e)
+    {
+        return err;
+    }
     match e.kind() {
         K::UnexpectedEof => Error::tls(format!(
             "{host} closed the connection during the TLS handshake"
@@ -551,9 +562,10 @@ fn classify_http_error(
     seen: &Observed,
     route: &Route,
 ) -> HttpFailure {
-    if let Some(tls_err) = tls::rustls_error(e) {
+    // HTTP/2 keeps only the text of an I/O error; the watch on the stream kept the TLS error.
+    if let Some(tls_err) = tls::rustls_error(e).cloned().or_else(|| seen.tls_error()) {
         return HttpFailure::Tls(tls::explain(
-            tls_err,
+            &tls_err,
             host,
             seen,
             route.mutual_auth,
@@ -573,6 +585,27 @@ fn classify_http_error(
         found
     };
     use std::io::ErrorKind as K;
+    let dropped = matches!(
+        io,
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof)
+    ) || e.is_incomplete_message()
+        || e.is_closed();
+    if dropped {
+        if let Some(err) = tls::missing_client_cert(seen, route.mutual_auth, &route.connection, e) {
+            return HttpFailure::Tls(err);
+        }
+        // TLS 1.3 servers check the client certificate after the client's handshake is
+        // done; a refusal reaches the client as a reset as often as an alert.
+        if seen.requested() && seen.sent() && seen.tls13() {
+            return HttpFailure::Tls(
+                Error::tls(format!(
+                    "{host} dropped the connection right after the TLS handshake: it probably rejected the client certificate"
+                ))
+                .with_hint("the remote system must trust the issuer of the protocol profile's client certificate")
+                .with_source(e),
+            );
+        }
+    }
     let err = match io {
         Some(K::ConnectionReset) | Some(K::BrokenPipe) => {
             Error::network(format!("{host} reset the connection before answering"))

@@ -756,15 +756,30 @@ fn serve_takes_messages_from_connctl_connection_send() {
     );
 
     // Without a client certificate the server refuses the handshake. In TLS 1.3
-    // the client learns it only when it reads (the alert) or writes (a reset),
-    // so the client reports a TLS (7) or network (6) error; never a success.
+    // the client learns it only when it reads (the alert) or writes (a reset);
+    // either way it is the TLS error that names the missing client certificate.
     let no_cert = send("orders.prod", PASSWORD);
-    let code = no_cert.status.code();
+    let stderr = String::from_utf8_lossy(&no_cert.stderr);
+    assert_eq!(no_cert.status.code(), Some(7), "{stderr}");
     assert!(
-        code == Some(7) || code == Some(6),
-        "{code:?}: {}",
-        String::from_utf8_lossy(&no_cert.stderr)
+        stderr.contains(
+            "the server requires a client certificate and the connection has mutual auth off"
+        ),
+        "{stderr}"
     );
+    let test = env
+        .cmd()
+        .args(["-o", "json", "connection", "test", "orders.prod"])
+        .env("REMOTE_PW", PASSWORD)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&test.stderr);
+    assert_eq!(test.status.code(), Some(7), "{stderr}");
+    assert_eq!(
+        json(&String::from_utf8_lossy(&test.stdout))["failed_stage"],
+        "tls"
+    );
+    assert!(stderr.contains("mutual auth off"), "{stderr}");
 
     // A wrong password is the endpoint's 401: an authentication error.
     let wrong = send("orders.test", "not-it");
