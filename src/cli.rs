@@ -24,7 +24,7 @@ Exit codes:
   2  usage: bad or missing arguments
   3  not found: a named record does not exist
   4  invalid: bad store or input file, a rule would be broken, a confirmation was declined
-  5  secret unavailable: keyring unreachable/locked/timed out, unset variable, failed file or command
+  5  secret unavailable: keyring unreachable/locked/timed out, variable unset, file/command failed
   6  network: DNS, connect, MID server, timeout
   7  TLS: handshake, certificate verification, client certificate
   8  authentication: 401/403 from the endpoint, 407 from the MID server, OAuth token refused
@@ -309,8 +309,9 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
 pub enum ConnectionCommand {
     /// Add a connection of an integration to one environment
     #[command(after_help = "Examples:\n  \
-printf '%s' \"$PW\" | connctl connection add incident-sync.test --integration incident-sync --env test \\\n      \
---url https://test.example.com/api/incident --auth basic --user svc.incident --password-stdin\n  \
+printf '%s' \"$PW\" | connctl connection add incident-sync.test \\\n      \
+--integration incident-sync --env test --url https://test.example.com/api/incident \\\n      \
+--auth basic --user svc.incident --password-stdin\n  \
 connctl connection add incident-sync.prod --integration incident-sync --env production \\\n      \
 --url https://api.example.com/api/incident --auth oauth --oauth-profile corp-idp \\\n      \
 --mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident")]
@@ -345,7 +346,8 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     },
     /// Copy a connection to another environment (inactive, without secrets)
     #[command(
-        after_help = "Example:\n  connctl connection copy incident-sync.test incident-sync.dev --env development --url https://dev.example.com/api/incident"
+        after_help = "Example:\n  connctl connection copy incident-sync.test incident-sync.dev --env development \\\n      \
+--url https://dev.example.com/api/incident"
     )]
     Copy {
         /// The connection to copy
@@ -590,7 +592,8 @@ pub enum OauthProfileCommand {
     /// Add an OAuth 2.0 profile
     #[command(
         after_help = "Example:\n  printf '%s' \"$SECRET\" | connctl oauth-profile add corp-idp \\\n      \
---token-url https://idp.example.com/oauth/token --client-id connctl --scope incident.write --client-secret-stdin"
+--token-url https://idp.example.com/oauth/token --client-id connctl --scope incident.write \\\n      \
+--client-secret-stdin"
     )]
     Add(OauthProfileArgs),
     /// List OAuth profiles
@@ -744,7 +747,8 @@ pub struct ProtocolProfileEditArgs {
 pub enum MidServerCommand {
     /// Add a MID server
     #[command(
-        after_help = "Example:\n  connctl mid-server add dmz-mid --url http://mid.internal:3128 --user mid --password-env MID_PASSWORD"
+        after_help = "Example:\n  connctl mid-server add dmz-mid --url http://mid.internal:3128 \\\n      \
+--user mid --password-env MID_PASSWORD"
     )]
     Add(MidServerArgs),
     /// List MID servers

@@ -635,3 +635,54 @@ fn top_man_page_has_exit_status_and_environment() {
         );
     }
 }
+
+/// Every command path (`["connection", "add"]`, ...), from the clap definitions.
+fn command_paths() -> Vec<Vec<String>> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            walk(sub, &path, out);
+            out.push(path);
+        }
+    }
+    let mut out = vec![Vec::new()];
+    walk(&connctl::cli::Cli::command(), &[], &mut out);
+    out
+}
+
+#[test]
+fn help_examples_are_whole_commands_that_fit_100_columns() {
+    let env = TestEnv::new();
+    for path in command_paths() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = env.ok(&args);
+        let mut in_examples = false;
+        let mut continued = false;
+        for line in help.lines() {
+            if line.starts_with("Example") || line.starts_with("Getting started") {
+                in_examples = true;
+                continue;
+            }
+            if !line.starts_with(' ') {
+                in_examples = false;
+            }
+            if in_examples && !line.is_empty() {
+                // A line is a new command or continues one that ended in `\`;
+                // clap wrapping a long example would break copy and paste.
+                let starts_command = line.starts_with("  ") && !line.starts_with("   ");
+                assert!(
+                    starts_command || continued,
+                    "connctl {args:?}: example line wrapped or not a command:\n{line}\n\n{help}"
+                );
+                continued = line.ends_with('\\');
+            }
+            assert!(
+                line.chars().count() <= 100,
+                "connctl {args:?}: line over 100 columns:\n{line}"
+            );
+        }
+    }
+}
