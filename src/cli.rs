@@ -510,7 +510,15 @@ pub struct ConnectionTarget {
     #[arg(long, conflicts_with = "name", add = complete::integrations())]
     pub integration: Option<String>,
     /// With --integration: the integration's connection for this environment
-    #[arg(long, value_enum, ignore_case = true, requires = "integration")]
+    // `requires` alone is not checked when NAME (or test's --all, which conflicts
+    // with it there) is given, since both conflict with --integration.
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        requires = "integration",
+        conflicts_with = "name"
+    )]
     pub env: Option<EnvArg>,
 }
 
@@ -525,7 +533,7 @@ pub struct ConnectionTestArgs {
     #[command(flatten)]
     pub target: ConnectionTarget,
     /// Test every connection, concurrently
-    #[arg(long, conflicts_with_all = ["name", "integration"])]
+    #[arg(long, conflicts_with_all = ["name", "integration", "env"])]
     pub all: bool,
     /// With --all: only active connections
     #[arg(long, requires = "all")]

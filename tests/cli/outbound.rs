@@ -924,6 +924,17 @@ fn integration_and_env_pick_the_connection() {
         run.stderr
     );
     f.expect(&["connection", "test"], &[], 2);
+    // --env picks among an integration's connections; with a name or --all it
+    // would be ignored, so it is refused.
+    for args in [
+        &["connection", "test", "dev", "--env", "sandbox"][..],
+        &["connection", "send", "dev", "--env", "sandbox"],
+        &["connection", "test", "--all", "--env", "sandbox"],
+    ] {
+        let run = f.expect(args, &[], 2);
+        assert!(run.stderr.contains("--env"), "{}", run.stderr);
+    }
+    assert_eq!(dev_server.count("/d"), 1);
 }
 
 #[test]
