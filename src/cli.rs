@@ -510,8 +510,9 @@ pub struct ConnectionTarget {
     #[arg(long, conflicts_with = "name", add = complete::integrations())]
     pub integration: Option<String>,
     /// With --integration: the integration's connection for this environment
-    // `requires` alone is not checked when NAME (or test's --all, which conflicts
-    // with it there) is given, since both conflict with --integration.
+    // clap skips `requires` when an argument that conflicts with the required one
+    // is present (NAME conflicts with --integration): say the conflict outright,
+    // or --env would be silently ignored.
     #[arg(
         long,
         value_enum,
@@ -536,7 +537,7 @@ pub struct ConnectionTestArgs {
     #[arg(long, conflicts_with_all = ["name", "integration", "env"])]
     pub all: bool,
     /// With --all: only active connections
-    #[arg(long, requires = "all")]
+    #[arg(long, requires = "all", conflicts_with_all = ["name", "integration"])]
     pub active: bool,
     /// With --all: how many connections to test at once
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]

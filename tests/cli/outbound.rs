@@ -924,15 +924,16 @@ fn integration_and_env_pick_the_connection() {
         run.stderr
     );
     f.expect(&["connection", "test"], &[], 2);
-    // --env picks among an integration's connections; with a name or --all it
-    // would be ignored, so it is refused.
+    // --env picks among an integration's connections and --active filters --all;
+    // where they would be ignored, they are refused.
     for args in [
         &["connection", "test", "dev", "--env", "sandbox"][..],
         &["connection", "send", "dev", "--env", "sandbox"],
         &["connection", "test", "--all", "--env", "sandbox"],
+        &["connection", "test", "dev", "--active"],
     ] {
         let run = f.expect(args, &[], 2);
-        assert!(run.stderr.contains("--env"), "{}", run.stderr);
+        assert!(run.stderr.contains(args[3]), "{}", run.stderr);
     }
     assert_eq!(dev_server.count("/d"), 1);
 }
