@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{ColorChoice, CommandFactory, FromArgMatches};
 
 use connctl::cli::Cli;
 use connctl::commands::{self, Context, completions};
@@ -15,7 +15,19 @@ fn main() -> ExitCode {
         .var(completions::COMPLETE_VAR)
         .shells(completions::SHELLS)
         .complete();
-    let cli = match Cli::try_parse() {
+    // clap colors its own help and usage errors on a terminal; it honors NO_COLOR
+    // but cannot know of --no-color before parsing.
+    let mut command = Cli::command();
+    if std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--no-color")
+    {
+        command = command.color(ColorChoice::Never);
+    }
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.

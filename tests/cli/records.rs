@@ -1485,3 +1485,36 @@ fn data_on_stdout_messages_on_stderr_and_quiet() {
     assert_eq!(json(&env, &["connection", "list"]), json!([]));
     assert_eq!(json(&env, &["mid-server", "list"]), json!([]));
 }
+
+/// `--no-color` uncolors clap's own output too (usage errors, help), which is
+/// colored only on a terminal: run on a pseudo-terminal (util-linux `script`).
+#[test]
+fn no_color_flag_also_uncolors_usage_errors_and_help() {
+    let env = TestEnv::new();
+    let bin = assert_cmd::cargo::cargo_bin!("connctl")
+        .display()
+        .to_string();
+    let on_terminal = |args: &str| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+            .env_clear()
+            .env("HOME", &env.home)
+            .env("CONNCTL_STORE", &env.store)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .output()
+            .expect("run script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Without the flag, the terminal gets colors: the check below can see them.
+    assert!(on_terminal("integraton list").contains('\x1b'));
+    for args in [
+        "--no-color integraton list",
+        "connection --no-color --help",
+        "--no-color connection show nope",
+    ] {
+        let out = on_terminal(args);
+        assert!(out.contains("onnection") || out.contains("error"), "{out}");
+        assert!(!out.contains('\x1b'), "connctl {args}: {out:?}");
+    }
+}
