@@ -202,12 +202,14 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
         .map(|p| existing_file("--ca-bundle", p))
         .transpose()?;
     let taken = take_secret(password_input(&args.password), None)?;
-    let notes = ctx.update(|store| {
+    let secret_given = taken.is_some();
+    let (notes, changed) = ctx.update(|store| {
         let mut c = store
             .connection
             .get(&name)
             .cloned()
             .ok_or_else(|| not_found(store, KIND, &name))?;
+        let before = c.clone();
         let mut notes = Vec::new();
         if let Some(integration) = &args.integration
             && *integration != c.integration
@@ -313,10 +315,11 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
             )?);
         }
         check_connection(&name, &c)?;
+        let changed = secret_given || c != before;
         store.connection.insert(name.clone(), c);
-        Ok(notes)
+        Ok((notes, changed))
     })?;
-    ctx.out.status(&format!("updated connection '{name}'"));
+    super::edited(ctx, KIND, &name, changed);
     for note in notes {
         ctx.out.status(&note);
     }

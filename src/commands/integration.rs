@@ -43,12 +43,13 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
             application,
             description,
         } => {
-            ctx.update(|store| {
+            let changed = ctx.update(|store| {
                 let record = store
                     .integration
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
+                let before = record.clone();
                 let mut record = record;
                 if let Some(app) = application {
                     record.application = non_empty(Some(app));
@@ -56,10 +57,11 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
                 if let Some(desc) = description {
                     record.description = non_empty(Some(desc));
                 }
+                let changed = record != before;
                 store.integration.insert(name.clone(), record);
-                Ok(())
+                Ok(changed)
             })?;
-            ctx.out.status(&format!("updated integration '{name}'"));
+            super::edited(ctx, KIND, &name, changed);
             Ok(())
         }
         IntegrationCommand::Activate {

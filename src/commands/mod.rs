@@ -62,6 +62,21 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     }
 }
 
+/// The status after an edit: "updated KIND 'NAME'", or, when it changed nothing
+/// (no flags given, or only the values the record already had), says so.
+pub fn edited(ctx: &Context, kind: RecordKind, name: &str, changed: bool) {
+    if changed {
+        ctx.out.status(&format!("updated {kind} '{name}'"));
+    } else {
+        ctx.out.status(&format!(
+            "{kind} '{name}' unchanged: it already has these settings"
+        ));
+        ctx.out.hint(&format!(
+            "give the fields to change as flags; see `connctl {kind} edit --help`"
+        ));
+    }
+}
+
 /// The current time as RFC 3339, for activation stamps.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()

@@ -160,12 +160,14 @@ pub fn oauth(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 check_url("--token-url", url)?;
             }
             let taken = take_secret(client_secret_input(&args.secret), None)?;
-            ctx.update(|store| {
+            let secret_given = taken.is_some();
+            let changed = ctx.update(|store| {
                 let mut p = store
                     .oauth_profile
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
+                let before = p.clone();
                 if let Some(url) = &args.token_url {
                     p.token_url = url.clone();
                 }
@@ -199,10 +201,11 @@ pub fn oauth(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                         t,
                     )?);
                 }
+                let changed = secret_given || p != before;
                 store.oauth_profile.insert(name.clone(), p);
-                Ok(())
+                Ok(changed)
             })?;
-            ctx.out.status(&format!("updated oauth-profile '{name}'"));
+            super::edited(ctx, KIND, &name, changed);
             Ok(())
         }
         OauthProfileCommand::Remove { name } => {
@@ -329,12 +332,13 @@ pub fn protocol(ctx: &Context, cmd: ProtocolProfileCommand) -> Result<()> {
                 .as_deref()
                 .map(|p| existing_file("--ca-bundle", p))
                 .transpose()?;
-            ctx.update(|store| {
+            let changed = ctx.update(|store| {
                 let mut p = store
                     .protocol_profile
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
+                let before = p.clone();
                 if let Some(c) = &cert {
                     p.client_cert = c.clone();
                 }
@@ -348,11 +352,11 @@ pub fn protocol(ctx: &Context, cmd: ProtocolProfileCommand) -> Result<()> {
                     p.ca_bundle = None;
                 }
                 check_profile_files(&p)?;
+                let changed = p != before;
                 store.protocol_profile.insert(name.clone(), p);
-                Ok(())
+                Ok(changed)
             })?;
-            ctx.out
-                .status(&format!("updated protocol-profile '{name}'"));
+            super::edited(ctx, KIND, &name, changed);
             Ok(())
         }
         ProtocolProfileCommand::Remove { name } => {
@@ -460,12 +464,14 @@ pub fn mid_server(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                 check_url("--url", url)?;
             }
             let taken = take_secret(password_input(&args.password), None)?;
-            ctx.update(|store| {
+            let secret_given = taken.is_some();
+            let changed = ctx.update(|store| {
                 let mut m = store
                     .mid_server
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
+                let before = m.clone();
                 if let Some(url) = &args.url {
                     m.url = url.clone();
                 }
@@ -490,10 +496,11 @@ pub fn mid_server(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                     return Err(Error::usage(format!("MID server '{name}' has a user but no password"))
                         .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
                 }
+                let changed = secret_given || m != before;
                 store.mid_server.insert(name.clone(), m);
-                Ok(())
+                Ok(changed)
             })?;
-            ctx.out.status(&format!("updated mid-server '{name}'"));
+            super::edited(ctx, KIND, &name, changed);
             Ok(())
         }
         MidServerCommand::Remove { name } => {

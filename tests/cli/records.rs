@@ -1518,3 +1518,56 @@ fn no_color_flag_also_uncolors_usage_errors_and_help() {
         assert!(!out.contains('\x1b'), "connctl {args}: {out:?}");
     }
 }
+
+#[test]
+fn edit_that_changes_nothing_says_so() {
+    let env = TestEnv::new();
+    env.ok(&["integration", "add", "inc"]);
+    env.ok(&[
+        "connection",
+        "add",
+        "inc.test",
+        "--integration",
+        "inc",
+        "--env",
+        "test",
+        "--url",
+        "https://test.example.com/api",
+    ]);
+    env.ok(&[
+        "mid-server",
+        "add",
+        "mid",
+        "--url",
+        "http://mid.internal:3128",
+    ]);
+    let before = env.store_bytes();
+    for args in [
+        &["connection", "edit", "inc.test"][..],
+        &["connection", "edit", "inc.test", "--env", "test"],
+        &["integration", "edit", "inc"],
+        &[
+            "mid-server",
+            "edit",
+            "mid",
+            "--url",
+            "http://mid.internal:3128",
+        ],
+    ] {
+        let run = env.run(args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("'{}' unchanged", args[2])),
+            "connctl {args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("edit --help"), "{}", run.stderr);
+    }
+    assert_eq!(env.store_bytes(), before);
+    let run = env.run(&["connection", "edit", "inc.test", "--env", "sandbox"]);
+    assert!(
+        run.stderr.contains("updated connection 'inc.test'"),
+        "{}",
+        run.stderr
+    );
+}
