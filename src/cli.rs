@@ -113,12 +113,19 @@ pub enum Command {
     /// Print the whole store (secret sources only, never values) as TOML, or JSON with -o json
     Export(ExportArgs),
     /// Add the records of an exported file to the store
+    #[command(after_help = "Examples:\n  connctl export > connctl-backup.toml\n  \
+connctl import connctl-backup.toml --dry-run\n  \
+connctl --store old/store.toml export | connctl import -")]
     Import(ImportArgs),
     /// Check the keyring backend and that every secret can be resolved
     Doctor(DoctorArgs),
     /// Run the main job end to end on this machine, in a throwaway store
     Demo(DemoArgs),
     /// Print a shell completion script
+    #[command(after_help = "Examples (see README.md for every shell):\n  \
+source <(connctl completions bash)\n  \
+connctl completions zsh > ~/.zfunc/_connctl\n  \
+connctl completions fish > ~/.config/fish/completions/connctl.fish")]
     Completions(CompletionsArgs),
 }
 
@@ -853,8 +860,13 @@ pub enum InboundUserCommand {
 #[derive(Debug, Subcommand)]
 pub enum InboundCommand {
     /// Which integration and connection admit an inbound user, or why none does
+    #[command(after_help = "Example:\n  \
+printf '%s' \"$PW\" | connctl inbound check remote.incident --password-stdin")]
     Check(InboundCheckArgs),
     /// Receive messages from remote systems over HTTP(S)
+    #[command(after_help = "Example:\n  \
+connctl inbound serve --listen 0.0.0.0:8443 --tls-cert server.pem --tls-key server.key \\\n      \
+--client-ca partner-ca.pem --spool /var/spool/connctl")]
     Serve(InboundServeArgs),
 }
 
