@@ -789,7 +789,7 @@ pub enum MidServerCommand {
 pub struct MidServerArgs {
     /// MID server name
     pub name: String,
-    /// Proxy URL (http:// or https://)
+    /// Proxy URL: http://host:port
     #[arg(long)]
     pub url: String,
     /// Proxy user (needs a password source)
@@ -804,7 +804,7 @@ pub struct MidServerEditArgs {
     /// MID server name
     #[arg(add = complete::mid_servers())]
     pub name: String,
-    /// Proxy URL (http:// or https://)
+    /// Proxy URL: http://host:port
     #[arg(long)]
     pub url: Option<String>,
     /// Proxy user

@@ -385,13 +385,31 @@ fn check_profile_files(p: &ProtocolProfile) -> Result<()> {
 
 // ----- mid-server --------------------------------------------------------
 
+/// A MID server is reached over plain http: connctl speaks no TLS to the proxy
+/// itself (a tunnel through it to an https endpoint is still TLS end to end).
+fn check_mid_url(url: &str) -> Result<()> {
+    if !url.contains("://") {
+        return Err(Error::invalid(format!(
+            "--url: '{url}' is not an absolute URL: write it with its scheme, e.g. http://{url}"
+        )));
+    }
+    let scheme = check_url("--url", url)?;
+    if scheme != "http" {
+        return Err(Error::invalid(format!(
+            "--url: a MID server URL must be http://, not {scheme}:// (TLS to the proxy itself is not supported)"
+        ))
+        .with_hint("https endpoints behind the MID server stay TLS end to end through its tunnel"));
+    }
+    Ok(())
+}
+
 pub fn mid_server(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
     const KIND: RecordKind = RecordKind::MidServer;
     match cmd {
         MidServerCommand::Add(args) => {
             let name = args.name.clone();
             crate::model::check_name(KIND, &name).map_err(Error::invalid)?;
-            check_url("--url", &args.url)?;
+            check_mid_url(&args.url)?;
             let prompt = args
                 .user
                 .as_ref()
@@ -461,7 +479,7 @@ pub fn mid_server(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
         MidServerCommand::Edit(args) => {
             let name = args.name.clone();
             if let Some(url) = &args.url {
-                check_url("--url", url)?;
+                check_mid_url(url)?;
             }
             let taken = take_secret(password_input(&args.password), None)?;
             let secret_given = taken.is_some();

@@ -493,7 +493,7 @@ fn mid_server_commands() {
         "add",
         "open",
         "--url",
-        "https://proxy.example.com:8443",
+        "http://proxy.example.com:8080",
     ]);
     assert_eq!(
         names(&json(&env, &["mid-server", "list"])),
@@ -533,7 +533,32 @@ fn mid_server_commands() {
         &env,
         &["mid-server", "add", "x", "--url", "mid.internal:3128"],
         4,
-        "not an absolute URL",
+        "e.g. http://mid.internal:3128",
+    );
+    // Accepting https:// here would only fail later, at every test and send.
+    refused(
+        &env,
+        &[
+            "mid-server",
+            "add",
+            "x",
+            "--url",
+            "https://mid.internal:3129",
+        ],
+        4,
+        "must be http://",
+    );
+    refused(
+        &env,
+        &[
+            "mid-server",
+            "edit",
+            "open",
+            "--url",
+            "https://mid.internal:3129",
+        ],
+        4,
+        "must be http://",
     );
     refused(
         &env,
