@@ -268,14 +268,17 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
     let kept = text.trim_end_matches(['\n', '\r']).len();
     text.truncate(kept);
     if text.is_empty() {
+        // A command that succeeds but writes to stderr alone most likely wrote the
+        // secret there (`>&2` by mistake): say so, never repeat it.
         let detail = match &stderr_line {
-            Some(line) => format!(" (stderr: {line})"),
-            None => String::new(),
+            Some(_) => " on stdout; it wrote to stderr instead (not shown: it may be the secret)",
+            None => "",
         };
         return Err(Error::secret(format!(
             "secret command `{command}` printed nothing{detail}"
         ))
-        .with_cause(context()));
+        .with_cause(context())
+        .with_hint("the secret is read from the command's stdout"));
     }
     Ok(Secret::new(text))
 }

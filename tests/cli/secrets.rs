@@ -526,6 +526,8 @@ fn cmd_source_runs_without_a_shell_and_reports_failures() {
     );
     env.ok(&add_args("sync.fails", &["--password-cmd", &failing]));
     env.ok(&add_args("sync.silent", &["--password-cmd", "true"]));
+    let misdirected = format!("sh -c 'cat {} >&2'", secret_file.display());
+    env.ok(&add_args("sync.stderr", &["--password-cmd", &misdirected]));
     env.ok(&add_args(
         "sync.absent",
         &["--password-cmd", "no-such-program-xyz --get"],
@@ -573,8 +575,20 @@ fn cmd_source_runs_without_a_shell_and_reports_failures() {
         "{}",
         error("sync.slow")
     );
-    // A failing command's stdout may be a partial secret: never shown.
+    let stderr_only = error("sync.stderr");
+    assert!(stderr_only.contains("wrote to stderr"), "{stderr_only}");
+    // A failing command's stdout may be a partial secret, and a command that
+    // succeeds with stderr alone wrote the secret there: never shown.
     assert!(!out.all().contains("printed-to-stdout"), "{}", out.all());
+    assert!(!out.all().contains("cmd-value"), "{}", out.all());
+    let send = run(
+        &env,
+        &[],
+        &["-vv", "connection", "test", "sync.stderr"],
+        None,
+    );
+    expect(&send, 5, &["connection", "test"]);
+    assert!(!send.all().contains("cmd-value"), "{}", send.all());
 }
 
 #[test]
