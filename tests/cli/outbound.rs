@@ -1024,6 +1024,15 @@ fn passwords_used_on_the_wire_are_never_printed() {
         let run = f.expect(args, vars, code);
         printed.push((args.join(" "), format!("{}\n{}", run.stdout, run.stderr)));
     }
+    // A header flag missing its colon is refused without repeating its value.
+    let bad_header = format!("Authorization Bearer {CANARY}-header");
+    let run = f.expect(
+        &["connection", "send", "viamid", "-H", &bad_header],
+        &good,
+        2,
+    );
+    assert!(run.stderr.contains("'Authorization ...'"), "{}", run.stderr);
+    printed.push(("send -H".into(), run.stderr));
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("svc:{conn_pw}"));
     assert!(
         server
