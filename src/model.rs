@@ -386,8 +386,24 @@ pub const RULE_REFERENCE: &str = "rule 4: every reference must exist";
 pub const RULE_INBOUND: &str = "rule 5: an inbound user may be on at most one active connection";
 pub const RULE_URL: &str = "rule 6: endpoint URLs are absolute http or https URLs";
 
-/// Checks that `text` is an absolute http(s) URL with a host; returns the scheme.
-pub fn check_http_url(text: &str) -> Result<String, String> {
+/// `text` with the user and password of a URL's authority replaced by
+/// `(credentials)`, so a message can repeat a URL without its secret.
+pub fn without_credentials(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let rest = &text[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}(credentials){}", &text[..start], &rest[at..]),
+        None => text.to_string(),
+    }
+}
+
+/// Checks that `text` is an absolute http(s) URL with a host and no
+/// credentials (they would sit in the store in plain text); returns the scheme.
+/// Messages never repeat a user or password written into the URL.
+pub fn check_http_url(original: &str) -> Result<String, String> {
+    let shown = without_credentials(original);
+    let text = shown.as_str();
     let url = url::Url::parse(text).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => {
             format!(
@@ -412,6 +428,11 @@ pub fn check_http_url(text: &str) -> Result<String, String> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("'{text}' has no host"));
+    }
+    if shown != original {
+        return Err(format!(
+            "'{text}' carries credentials: a URL must not hold a user or password (the store is plain text); give them with their own flags (--user with --password-stdin|-env|-file|-cmd, or --client-id with --client-secret-*)"
+        ));
     }
     Ok(url.scheme().to_string())
 }
@@ -798,5 +819,20 @@ mod tests {
         assert!(err.contains("not an absolute URL"), "{err}");
         let err = check_http_url("api.example.com:443").unwrap_err();
         assert!(err.contains("https://api.example.com:443"), "{err}");
+        for url in [
+            "https://svc:hunter2@api.example.com/x",
+            "https://hunter2@api.example.com",
+            "http://svc:hunter2@",
+            "svc:hunter2@api.example.com/x",
+            "ftp://svc:hunter2@a.example",
+        ] {
+            let err = check_http_url(url).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert_eq!(
+            without_credentials("https://u:p@h:1/a@b?c=d@e"),
+            "https://(credentials)@h:1/a@b?c=d@e"
+        );
+        assert!(check_http_url("https://h.example/a@b").is_ok());
     }
 }

@@ -143,6 +143,20 @@ const CI_HINT: &str = "in CI or on a headless host, supply the secret with --pas
 // Sources
 // ---------------------------------------------------------------------------
 
+/// `text` from elsewhere (a server's answer, a command's stderr) with every
+/// occurrence of the given secrets replaced by `(redacted)`: a server that
+/// echoes what it was sent must not put a secret into a message.
+pub fn scrub(text: &str, secrets: &[&Secret]) -> String {
+    let mut text = text.to_string();
+    for secret in secrets {
+        let value = secret.expose();
+        if !value.is_empty() && text.contains(value) {
+            text = text.replace(value, "(redacted)");
+        }
+    }
+    text
+}
+
 /// Reads the value of a secret from its source. Nothing is cached: env, file
 /// and cmd sources are read each time a secret is needed.
 pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
@@ -254,14 +268,17 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
     let kept = text.trim_end_matches(['\n', '\r']).len();
     text.truncate(kept);
     if text.is_empty() {
+        // A command that succeeds but writes to stderr alone most likely wrote the
+        // secret there (`>&2` by mistake): say so, never repeat it.
         let detail = match &stderr_line {
-            Some(line) => format!(" (stderr: {line})"),
-            None => String::new(),
+            Some(_) => " on stdout; it wrote to stderr instead (not shown: it may be the secret)",
+            None => "",
         };
         return Err(Error::secret(format!(
             "secret command `{command}` printed nothing{detail}"
         ))
-        .with_cause(context()));
+        .with_cause(context())
+        .with_hint("the secret is read from the command's stdout"));
     }
     Ok(Secret::new(text))
 }
@@ -1241,6 +1258,16 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret} {secret:?}"), "(redacted) (redacted)");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn scrub_removes_every_secret() {
+        let a = Secret::new("hunter2");
+        let b = Secret::new("");
+        assert_eq!(
+            scrub("bad secret hunter2 (hunter2)", &[&a, &b]),
+            "bad secret (redacted) ((redacted))"
+        );
     }
 
     #[test]

@@ -576,6 +576,47 @@ fn redacted_headers(headers: &HeaderMap) -> Value {
     Value::Object(out)
 }
 
+/// The request's path and query with the values of credential-like query
+/// parameters (`password`, `access_token`, `api_key`, `sig`, ...) replaced by
+/// `(redacted)`: a sender that puts a secret in the URL does not get it into
+/// the log or the spool. Other parameters are kept as sent.
+fn redacted_path(path_and_query: &str) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_credential_name(name) => format!("{name}=(redacted)"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+fn is_credential_name(raw: &str) -> bool {
+    let decoded: String = url::form_urlencoded::parse(format!("{raw}=").as_bytes())
+        .next()
+        .map(|(name, _)| name.into_owned())
+        .unwrap_or_default();
+    let name: String = decoded
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+        || ["pwd", "pass", "sig", "signature", "auth", "authorization"].contains(&name.as_str())
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -606,11 +647,7 @@ impl Rejection {
 
 async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".to_string());
+    let path = redacted_path(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     let (response, note) = match admit_and_record(shared, &parts, body, info).await {
         Ok((response, note)) => (response, note),
         Err((rejection, body)) => {
@@ -780,7 +817,7 @@ async fn admit_and_record(
         "environment": admission.environment.as_str(),
         "user": user,
         "method": parts.method.as_str(),
-        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "path": redacted_path(parts.uri.path_and_query().map_or("/", |p| p.as_str())),
         "version": format!("{:?}", parts.version),
         "peer": info.peer.to_string(),
         "client_cert": info.client_cert,

@@ -208,9 +208,12 @@ impl Default for RequestSpec {
 
 /// Parses one `-H 'Name: value'`.
 pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue)> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| Error::usage(format!("header '{text}' must look like 'Name: value'")))?;
+    // The value may be a credential (`Authorization Bearer ...` without its
+    // colon): a message names the header, never repeats the rest.
+    let (name, value) = text.split_once(':').ok_or_else(|| {
+        let name = text.split_whitespace().next().unwrap_or_default();
+        Error::usage(format!("header '{name} ...' must look like 'Name: value'"))
+    })?;
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| Error::usage(format!("'{}' is not a valid header name", name.trim())))?;
     let value = HeaderValue::from_str(value.trim())

@@ -225,6 +225,7 @@ async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token
         .map(|s| s.expose())
         .unwrap_or("");
     let mut headers = HeaderMap::new();
+    let mut basic_credentials = None;
     match profile.client_auth {
         ClientAuth::Basic => {
             // RFC 6749 §2.3.1: id and secret are form-encoded before Base64.
@@ -233,6 +234,7 @@ async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token
                 urlencode(&profile.client_id),
                 urlencode(secret)
             ));
+            basic_credentials = Some(Secret::new(token.clone()));
             if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
                 value.set_sensitive(true);
                 headers.insert(http::header::AUTHORIZATION, value);
@@ -282,7 +284,8 @@ async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token
     if !status.is_success() {
         return Err(token_refusal(
             source,
-            refresh.is_some(),
+            refresh,
+            basic_credentials.as_ref(),
             status,
             body.as_ref(),
         ));
@@ -322,17 +325,26 @@ async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token
 
 fn token_refusal(
     source: &TokenSource,
-    refreshing: bool,
+    refresh: Option<&Secret>,
+    basic_credentials: Option<&Secret>,
     status: http::StatusCode,
     body: Option<&Value>,
 ) -> Error {
+    // The server's words are repeated, minus anything it echoed of what it was sent.
+    let mut sent: Vec<&Secret> = source.client_secret.iter().collect();
+    sent.extend(source.owner.iter().map(|(_, password)| password));
+    sent.extend(refresh);
+    sent.extend(basic_credentials);
     let code = body
         .and_then(|b| b.get("error"))
         .and_then(Value::as_str)
-        .unwrap_or("");
+        .map(|c| secrets::scrub(c, &sent))
+        .unwrap_or_default();
+    let code = code.as_str();
     let description = body
         .and_then(|b| b.get("error_description"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_str)
+        .map(|d| secrets::scrub(d, &sent));
     let profile = &source.profile_name;
     let status_text = transport::status_text(status);
     let err = match code {
@@ -342,7 +354,7 @@ fn token_refusal(
         .with_hint(format!(
             "check the client id and secret of OAuth profile '{profile}'"
         )),
-        "invalid_grant" if refreshing => {
+        "invalid_grant" if refresh.is_some() => {
             Error::auth("token endpoint refused the refresh token (invalid_grant)")
         }
         "invalid_grant" => Error::auth(format!(

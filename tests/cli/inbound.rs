@@ -791,3 +791,46 @@ fn serve_takes_messages_from_connctl_connection_send() {
     );
     assert_eq!(spool_lines(&env.path("spool")).len(), 1);
 }
+
+/// Credentials a sender puts in the query string stay out of the request log
+/// and the spool; the spool is owner-only; the password is on no argv.
+#[test]
+fn serve_keeps_query_credentials_out_of_the_log_and_the_spool() {
+    use std::os::unix::fs::PermissionsExt;
+    const CANARY: &str = "LEAK-canary-q9";
+    let env = env_with_store();
+    let pki = make_pki(&env);
+    let server = tls_server(&env, &pki, &[]);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(PASSWORD));
+    let user = format!("remote:{PASSWORD}");
+    let query = format!(
+        "order=7&password={CANARY}1&access_token={CANARY}2&Api-Key={CANARY}3&sig={CANARY}4&client%5fsecret={CANARY}5&note=keep"
+    );
+    for (u, code) in [(user.as_str(), 202), ("remote:wrong", 401)] {
+        let out = curl(
+            &server,
+            &pki,
+            true,
+            &["-u", u, "-d", "hello", "--url-query", &format!("+{query}")],
+        );
+        // `+`: curl appends the query as written, unencoded.
+        assert_eq!(out.status, code, "{}{}", out.head_and_body, out.stderr);
+    }
+    let (_, log) = server.stop();
+    let spool_dir = env.path("spool");
+    let spool = std::fs::read_to_string(spool_dir.join("messages.jsonl")).unwrap();
+    for text in [&log, &spool] {
+        assert!(!text.contains(CANARY), "{text}");
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+    let line = &spool_lines(&spool_dir)[0];
+    assert_eq!(
+        line["path"],
+        "/inbound/orders?order=7&password=(redacted)&access_token=(redacted)&Api-Key=(redacted)&sig=(redacted)&client%5fsecret=(redacted)&note=keep"
+    );
+    assert!(log.contains("order=7&password=(redacted)"), "{log}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&spool_dir), 0o700);
+    assert_eq!(mode(&spool_dir.join("messages.jsonl")), 0o600);
+}

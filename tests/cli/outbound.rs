@@ -1004,3 +1004,82 @@ fn plain_http_endpoints_and_a_scheme_mix_up() {
     assert!(run.stderr.contains("is not HTTP"), "{}", run.stderr);
     assert!(run.stderr.contains("https://"), "{}", run.stderr);
 }
+
+/// Basic auth through a MID server with a password, every way of looking
+/// (-vv, -o json, -i, --all, a refused endpoint, a refused MID password):
+/// neither password is printed, though both were used.
+#[test]
+fn passwords_used_on_the_wire_are_never_printed() {
+    use base64::Engine;
+    const CANARY: &str = "LEAK-canary-w1re";
+    let conn_pw = format!("{CANARY}-conn");
+    let mid_pw = format!("{CANARY}-mid");
+    let f = Fixture::new();
+    let proxy = Tinyproxy::start(&f.env.path("tinyproxy"), "miduser", &mid_pw);
+    let server = f.server(ok_handler());
+    let deny = f.server(status_handler(401));
+    let auth = "authentication = \"basic\"\nuser = \"svc\"\npassword = \"env:CONN_PW\"";
+    f.store(&format!(
+        "{}{}",
+        mid_records(&f, &proxy, &server.url("/api"), auth),
+        conn(
+            "denied",
+            &deny.url("/api"),
+            &format!("ca_bundle = \"{}\"\n{auth}", f.ca())
+        )
+    ));
+    let good = [("CONN_PW", conn_pw.as_str()), ("MID_PW", mid_pw.as_str())];
+    let wrong_mid = [("CONN_PW", conn_pw.as_str()), ("MID_PW", "nope")];
+    let mut printed = Vec::new();
+    for (args, vars, code) in [
+        (&["-vv", "connection", "test", "viamid"][..], &good, 0),
+        (
+            &["-vv", "-o", "json", "connection", "test", "viamid"],
+            &good,
+            0,
+        ),
+        (
+            &["-vv", "connection", "send", "viamid", "-i", "-d", "x"],
+            &good,
+            0,
+        ),
+        (&["-vv", "connection", "test", "--all"], &good, 1),
+        (
+            &["-vv", "-o", "json", "connection", "test", "--all"],
+            &good,
+            1,
+        ),
+        (&["-vv", "connection", "send", "denied", "-i"], &good, 8),
+        (
+            &["-vv", "connection", "send", "viamid", "-i"],
+            &wrong_mid,
+            8,
+        ),
+        (&["-vv", "doctor"], &good, 0),
+    ] {
+        let run = f.expect(args, vars, code);
+        printed.push((args.join(" "), format!("{}\n{}", run.stdout, run.stderr)));
+    }
+    // A header flag missing its colon is refused without repeating its value.
+    let bad_header = format!("Authorization Bearer {CANARY}-header");
+    let run = f.expect(
+        &["connection", "send", "viamid", "-H", &bad_header],
+        &good,
+        2,
+    );
+    assert!(run.stderr.contains("'Authorization ...'"), "{}", run.stderr);
+    printed.push(("send -H".into(), run.stderr));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("svc:{conn_pw}"));
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.header("authorization") == Some(&format!("Basic {basic}")))
+    );
+    for (what, text) in &printed {
+        assert!(
+            !text.contains(CANARY) && !text.contains(&basic),
+            "`connctl {what}` printed a secret:\n{text}"
+        );
+    }
+}

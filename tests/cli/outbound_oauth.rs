@@ -312,3 +312,93 @@ fn connections_sharing_a_profile_share_one_token_in_test_all() {
     assert_eq!(idp.state.requests(), 1);
     assert_eq!(idp.api_calls(), 7);
 }
+
+/// A token endpoint that repeats what it was sent in its error answer: the
+/// client secret, the resource owner's password and the Basic header value
+/// never reach a message, a stage detail or a log.
+#[test]
+fn token_endpoint_echoing_secrets_does_not_leak_them() {
+    use base64::Engine;
+    const CANARY: &str = "LEAK-canary-7f3a9b";
+    let client_secret = format!("{CANARY}-client");
+    let owner_password = format!("{CANARY}-owner");
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("connctl-client:{client_secret}"));
+    let f = Fixture::new();
+    let echo: Handler = Arc::new(|req: &Seen| {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let decoded = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let said = format!(
+            "you sent {:?} ({decoded}) {form:?} {}",
+            req.header("authorization"),
+            String::from_utf8_lossy(&req.body)
+        );
+        let (status, code) = if decoded.is_empty() {
+            (400, format!("bad_{said}"))
+        } else {
+            (401, "invalid_client".to_string())
+        };
+        Reply::new(
+            status,
+            &serde_json::json!({"error": code, "error_description": said}).to_string(),
+        )
+        .header("content-type", "application/json")
+    });
+    let server = f.server(echo);
+    let vars = [
+        (SECRET_ENV, client_secret.as_str()),
+        ("CONN_PW", owner_password.as_str()),
+    ];
+    let mut printed = Vec::new();
+    for (grant, client_auth) in [("client_credentials", "basic"), ("password", "body")] {
+        let extra = format!(
+            "ca_bundle = \"{}\"\nauthentication = \"oauth\"\noauth_profile = \"idp\"\nuser = \"svc.owner\"\npassword = \"env:CONN_PW\"\n",
+            f.ca()
+        );
+        f.store(&format!(
+            "{}[oauth_profile.idp]\ntoken_url = \"{}\"\nclient_id = \"connctl-client\"\nclient_secret = \"env:{SECRET_ENV}\"\ngrant = \"{grant}\"\nclient_auth = \"{client_auth}\"\n\n",
+            conn("o", &server.url("/api"), &extra),
+            server.url("/oauth/token"),
+        ));
+        for args in [
+            &["-vv", "connection", "test", "o"][..],
+            &["-vv", "-o", "json", "connection", "test", "o"],
+            &["-vv", "connection", "send", "o", "-i"],
+            &["-vv", "oauth-profile", "token", "idp"],
+            &["-vv", "-o", "json", "oauth-profile", "token", "idp"],
+        ] {
+            let run = f.expect(args, &vars, 8);
+            printed.push((
+                grant,
+                args.join(" "),
+                format!("{}\n{}", run.stdout, run.stderr),
+            ));
+        }
+    }
+    // The server did get the secrets and did echo them.
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.header("authorization") == Some(&format!("Basic {basic}")))
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(&owner_password))
+    );
+    for (grant, what, text) in &printed {
+        assert!(
+            !text.contains(CANARY) && !text.contains(&basic),
+            "{grant}: `connctl {what}` printed a secret:\n{text}"
+        );
+    }
+    assert!(printed.iter().any(|(_, _, t)| t.contains("(redacted)")));
+}

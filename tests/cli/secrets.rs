@@ -526,6 +526,8 @@ fn cmd_source_runs_without_a_shell_and_reports_failures() {
     );
     env.ok(&add_args("sync.fails", &["--password-cmd", &failing]));
     env.ok(&add_args("sync.silent", &["--password-cmd", "true"]));
+    let misdirected = format!("sh -c 'cat {} >&2'", secret_file.display());
+    env.ok(&add_args("sync.stderr", &["--password-cmd", &misdirected]));
     env.ok(&add_args(
         "sync.absent",
         &["--password-cmd", "no-such-program-xyz --get"],
@@ -573,8 +575,20 @@ fn cmd_source_runs_without_a_shell_and_reports_failures() {
         "{}",
         error("sync.slow")
     );
-    // A failing command's stdout may be a partial secret: never shown.
+    let stderr_only = error("sync.stderr");
+    assert!(stderr_only.contains("wrote to stderr"), "{stderr_only}");
+    // A failing command's stdout may be a partial secret, and a command that
+    // succeeds with stderr alone wrote the secret there: never shown.
     assert!(!out.all().contains("printed-to-stdout"), "{}", out.all());
+    assert!(!out.all().contains("cmd-value"), "{}", out.all());
+    let send = run(
+        &env,
+        &[],
+        &["-vv", "connection", "test", "sync.stderr"],
+        None,
+    );
+    expect(&send, 5, &["connection", "test"]);
+    assert!(!send.all().contains("cmd-value"), "{}", send.all());
 }
 
 #[test]
@@ -944,4 +958,156 @@ fn terminal_prompt_reads_without_echo_into_the_keyring() {
     let account = format!("{}/connection/sync.tty/password", store_id(&env));
     assert_eq!(secret_tool_lookup(&account), Some(format!("{CANARY}-tty")));
     env.ok(&["connection", "remove", "sync.tty"]);
+}
+
+/// A user or password written into a URL would land in the store: refused, and
+/// no message repeats it (endpoint, token and MID server URLs, add, edit,
+/// import, a hand-edited store, a proxy from the environment).
+#[test]
+fn credentials_in_urls_are_refused_and_never_repeated() {
+    let env = TestEnv::new();
+    add_integration(&env);
+    let secret = format!("{CANARY}-url");
+    let with = |url: &str| url.replacen("://", &format!("://svc:{secret}@"), 1);
+    let mut outputs: Vec<(String, Out)> = Vec::new();
+    let mut step = |args: &[&str], vars: &[(&str, &str)], code: i32| {
+        let out = run(&env, vars, args, None);
+        expect(&out, code, args);
+        outputs.push((args.join(" "), out));
+    };
+
+    let endpoint = with(URL);
+    let token_url = with("https://idp.example.com/t");
+    let mid_url = with("http://127.0.0.1:3128");
+    let no_host = format!("https://svc:{secret}@");
+    for url in [endpoint.as_str(), no_host.as_str()] {
+        step(
+            &[
+                "-vv",
+                "connection",
+                "add",
+                "c",
+                "--integration",
+                "sync",
+                "--env",
+                "test",
+                "--url",
+                url,
+                "--auth",
+                "none",
+            ],
+            &[],
+            4,
+        );
+    }
+    step(
+        &[
+            "-vv",
+            "oauth-profile",
+            "add",
+            "idp",
+            "--token-url",
+            &token_url,
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "X",
+        ],
+        &[],
+        4,
+    );
+    step(
+        &["-vv", "mid-server", "add", "mid", "--url", &mid_url],
+        &[],
+        4,
+    );
+    let before = env.store_text();
+    assert!(!before.contains(CANARY), "{before}");
+
+    // Edits: the record keeps its clean URL.
+    step(
+        &[
+            "connection",
+            "add",
+            "c",
+            "--integration",
+            "sync",
+            "--env",
+            "test",
+            "--url",
+            URL,
+            "--auth",
+            "none",
+        ],
+        &[],
+        0,
+    );
+    step(
+        &["-vv", "connection", "edit", "c", "--url", &endpoint],
+        &[],
+        4,
+    );
+    step(
+        &["mid-server", "add", "mid", "--url", "http://127.0.0.1:3128"],
+        &[],
+        0,
+    );
+    step(
+        &["-vv", "mid-server", "edit", "mid", "--url", &mid_url],
+        &[],
+        4,
+    );
+    let clean = env.store_text();
+    assert!(!clean.contains(CANARY), "{clean}");
+
+    // An import file and a hand-edited store are refused the same way.
+    let exported = env.ok(&["export"]);
+    let dirty = exported.replace("http://127.0.0.1:3128", &mid_url);
+    assert_ne!(dirty, exported);
+    let import = env.path("import.toml");
+    write(&import, &dirty);
+    step(
+        &["-vv", "import", import.to_str().unwrap(), "--replace"],
+        &[],
+        4,
+    );
+    assert_eq!(env.store_text(), clean);
+    let hand_edited = clean.replace("http://127.0.0.1:3128", &mid_url);
+    write(&env.store, &hand_edited);
+    step(&["-vv", "mid-server", "list"], &[], 4);
+    step(&["-vv", "-o", "json", "connection", "show", "c"], &[], 4);
+    write(&env.store, &clean);
+
+    // A proxy from the environment may carry credentials (curl's convention);
+    // they are used, never printed.
+    let proxy = format!(
+        "http://svc:{secret}@127.0.0.1:{}",
+        crate::outbound_servers::refused_port()
+    );
+    for output in ["table", "json"] {
+        step(
+            &["-vv", "-o", output, "connection", "test", "c"],
+            &[("https_proxy", proxy.as_str())],
+            6,
+        );
+        step(
+            &["-vv", "connection", "send", "c", "-i", "--yes"],
+            &[("HTTPS_PROXY", proxy.as_str())],
+            6,
+        );
+    }
+
+    for (what, out) in &outputs {
+        assert!(
+            !out.all().contains(CANARY),
+            "`connctl {what}` printed a secret:\n{}",
+            out.all()
+        );
+    }
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, o)| o.stderr.contains("carries credentials")),
+        "no message says why the URL was refused"
+    );
 }
