@@ -6,7 +6,7 @@ use clap::{ColorChoice, CommandFactory, FromArgMatches};
 
 use connctl::cli::Cli;
 use connctl::commands::{self, Context, completions};
-use connctl::error::{Error, ErrorKind};
+use connctl::error::Error;
 use connctl::output::{self, Printer};
 
 fn main() -> ExitCode {
@@ -68,6 +68,5 @@ fn report(err: &Error, color: bool) -> ExitCode {
         "error:"
     };
     eprintln!("{label} {err}");
-    debug_assert!(err.kind != ErrorKind::Failed || !err.message.is_empty());
     ExitCode::from(err.exit_code())
 }
