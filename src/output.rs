@@ -28,13 +28,13 @@ pub fn is_broken_pipe(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::BrokenPipe
 }
 
-fn write_stdout(text: &str) -> Result<()> {
+fn write_stdout(bytes: &[u8]) -> Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
+    out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|e| {
             if is_broken_pipe(&e) {
-                Error::new(crate::error::ErrorKind::Failed, crate::output::BROKEN_PIPE)
+                Error::failed(BROKEN_PIPE)
             } else {
                 Error::failed("cannot write to stdout").with_source(&e)
             }
@@ -60,7 +60,7 @@ impl Printer {
         let mut text = serde_json::to_string_pretty(value)
             .map_err(|e| Error::failed("cannot render JSON").with_source(&e))?;
         text.push('\n');
-        write_stdout(&text)
+        write_stdout(text.as_bytes())
     }
 
     /// Prints rows as an aligned table with a header to stdout.
@@ -79,7 +79,7 @@ impl Printer {
             text.push_str(line.strip_prefix(' ').unwrap_or(line).trim_end());
             text.push('\n');
         }
-        write_stdout(&text)
+        write_stdout(text.as_bytes())
     }
 
     /// Key/value lines for `show` in table mode.
@@ -89,21 +89,12 @@ impl Printer {
         for (key, value) in fields {
             text.push_str(&format!("{key:<width$}  {value}\n"));
         }
-        write_stdout(&text)
+        write_stdout(text.as_bytes())
     }
 
     /// Raw bytes to stdout (e.g. a response body), unchanged.
     pub fn raw(&self, bytes: &[u8]) -> Result<()> {
-        let mut out = io::stdout().lock();
-        out.write_all(bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| {
-                if is_broken_pipe(&e) {
-                    Error::failed(BROKEN_PIPE)
-                } else {
-                    Error::failed("cannot write to stdout").with_source(&e)
-                }
-            })
+        write_stdout(bytes)
     }
 
     /// A status line on stderr (suppressed by -q).
