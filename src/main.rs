@@ -54,7 +54,6 @@ fn run(cli: Cli, color: bool) -> Result<(), Error> {
             verbose: cli.verbose,
             color,
         },
-        verbose: cli.verbose,
         yes: cli.yes,
     };
     commands::dispatch(&ctx, cli.command)

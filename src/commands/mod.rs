@@ -27,7 +27,6 @@ pub mod transfer;
 pub struct Context {
     pub store_path: PathBuf,
     pub out: Printer,
-    pub verbose: u8,
     pub yes: bool,
 }
 
