@@ -133,9 +133,8 @@ fn secret_input(
     } else if let Some(var) = env {
         Some(SecretInput::Env(var.clone()))
     } else if let Some(path) = file {
-        // Relative paths would break when connctl runs from another folder.
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        Some(SecretInput::File(path))
+        // `secrets::take_input` makes the path absolute (and says when it cannot).
+        Some(SecretInput::File(path.clone()))
     } else {
         cmd.as_ref().map(|c| SecretInput::Cmd(c.clone()))
     }
