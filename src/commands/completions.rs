@@ -195,15 +195,24 @@ pub fn inbound_users() -> ArgValueCandidates {
 pub fn integration_connections() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
         let args: Vec<OsString> = std::env::args_os().collect();
-        let all = record_names(RecordKind::Connection);
         let words = completion_words(&args);
-        let Some(integration) = activated_integration(&words) else {
-            return all;
+        let integration = activated_integration(&words).map(str::to_string);
+        // One read of the store serves both the names and the filter.
+        let Some(names) =
+            completion_store_path(args).and_then(|path| store_names(&path, RecordKind::Connection))
+        else {
+            return Vec::new();
         };
-        let Some(path) = completion_store_path(args) else {
-            return all;
+        let of_integration: Vec<String> = match &integration {
+            Some(integration) => names
+                .connection
+                .iter()
+                .filter(|(_, hint)| hint.integration.as_ref() == Some(integration))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            None => Vec::new(),
         };
-        let of_integration: Vec<_> = connections_of(&path, integration);
+        let all = names.candidates(RecordKind::Connection);
         if of_integration.is_empty() {
             all
         } else {
@@ -212,19 +221,6 @@ pub fn integration_connections() -> ArgValueCandidates {
                 .collect()
         }
     })
-}
-
-/// The names of the connections of `integration` in the store at `path`.
-fn connections_of(path: &Path, integration: &str) -> Vec<String> {
-    let Some(names) = store_names(path, RecordKind::Connection) else {
-        return Vec::new();
-    };
-    names
-        .connection
-        .into_iter()
-        .filter(|(_, hint)| hint.integration.as_deref() == Some(integration))
-        .map(|(name, _)| name)
-        .collect()
 }
 
 /// `--data TEXT|@FILE|@-`: after an `@`, complete file names.
