@@ -389,6 +389,8 @@ fn check_profile_files(p: &ProtocolProfile) -> Result<()> {
 /// itself (a tunnel through it to an https endpoint is still TLS end to end).
 fn check_mid_url(url: &str) -> Result<()> {
     if !url.contains("://") {
+        // Never repeat a password written into the URL (`user:pw@host:3128`).
+        let url = crate::model::without_credentials(url);
         return Err(Error::invalid(format!(
             "--url: '{url}' is not an absolute URL: write it with its scheme, e.g. http://{url}"
         )));

@@ -535,6 +535,20 @@ fn mid_server_commands() {
         4,
         "e.g. http://mid.internal:3128",
     );
+    // A password written into a URL without a scheme is not repeated either.
+    let run = refused(
+        &env,
+        &[
+            "mid-server",
+            "add",
+            "x",
+            "--url",
+            "u:s3cret@mid.internal:3128",
+        ],
+        4,
+        "not an absolute URL",
+    );
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
     // Accepting https:// here would only fail later, at every test and send.
     refused(
         &env,
