@@ -161,36 +161,11 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The records whose secret lives in the keyring, as `KIND NAME`.
 fn keyring_records(store: &Store) -> Vec<String> {
-    let is_keyring = |s: &Option<SecretSource>| *s == Some(SecretSource::Keyring);
-    let mut out = Vec::new();
-    out.extend(
-        store
-            .connection
-            .iter()
-            .filter(|(_, c)| is_keyring(&c.password))
-            .map(|(n, _)| format!("connection {n}")),
-    );
-    out.extend(
-        store
-            .oauth_profile
-            .iter()
-            .filter(|(_, p)| is_keyring(&p.client_secret))
-            .map(|(n, _)| format!("oauth-profile {n}")),
-    );
-    out.extend(
-        store
-            .mid_server
-            .iter()
-            .filter(|(_, m)| is_keyring(&m.password))
-            .map(|(n, _)| format!("mid-server {n}")),
-    );
-    out.extend(
-        store
-            .inbound_user
-            .iter()
-            .filter(|(_, u)| is_keyring(&u.password))
-            .map(|(n, _)| format!("inbound-user {n}")),
-    );
-    out
+    crate::secrets::secret_fields(store)
+        .into_iter()
+        .filter(|(_, source)| *source == SecretSource::Keyring)
+        .map(|(at, _)| format!("{} {}", at.kind.cli_name(), at.name))
+        .collect()
 }
