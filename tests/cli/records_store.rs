@@ -514,3 +514,55 @@ endpoint_url = "https://s.example.com"
     );
     refused(&env, &["import", bad.to_str().unwrap()], 4, "rule 4");
 }
+
+#[test]
+fn import_names_the_records_whose_keyring_secrets_stay_behind() {
+    let env = TestEnv::new();
+    let file = env.path("incoming.toml");
+    write(
+        &file,
+        r#"version = 1
+store_id = "other"
+
+[integration.sync]
+
+[connection.c]
+integration = "sync"
+environment = "test"
+endpoint_url = "https://example.test/"
+authentication = "basic"
+user = "svc"
+password = "keyring"
+
+[connection.d]
+integration = "sync"
+environment = "test"
+endpoint_url = "https://example.test/"
+authentication = "basic"
+user = "svc"
+password = "env:D_PASSWORD"
+
+[oauth_profile.idp]
+token_url = "https://idp.example.test/token"
+client_id = "id"
+client_secret = "keyring"
+
+[mid_server.mid]
+url = "http://mid.example.test:3128"
+user = "u"
+password = "keyring"
+
+[inbound_user.remote]
+password = "keyring"
+"#,
+    );
+    let run = env.run(&["import", file.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "set them again for: connection c, oauth-profile idp, mid-server mid, inbound-user remote\n"
+        ),
+        "{}",
+        run.stderr
+    );
+}
