@@ -398,6 +398,13 @@ pub fn without_credentials(text: &str) -> String {
     }
 }
 
+/// The current UTC time as RFC 3339: activation stamps, the inbound spool.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// Checks that `text` is an absolute http(s) URL with a host and no
 /// credentials (they would sit in the store in plain text); returns the scheme.
 /// Messages never repeat a user or password written into the URL.

@@ -4,12 +4,14 @@ use serde_json::Value;
 
 use super::integration::yes_no;
 use super::{
-    Context, Named, check_new_name, check_url, existing_file, keep_secret, not_found, now_rfc3339,
-    parse_var, password_input, record_json, require, take_secret,
+    Context, Named, check_new_name, check_url, existing_file, keep_secret, not_found, parse_var,
+    password_input, record_json, require, take_secret,
 };
 use crate::cli::{ConnectionAddArgs, ConnectionCommand, ConnectionEditArgs, ConnectionListArgs};
 use crate::error::{Error, Result};
-use crate::model::{Authentication, Connection, Environment, RecordKind, SecretSource, Store};
+use crate::model::{
+    Authentication, Connection, Environment, RecordKind, SecretSource, Store, now_rfc3339,
+};
 use crate::output::or_dash;
 
 const KIND: RecordKind = RecordKind::Connection;

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{Context, check_new_name, not_found, now_rfc3339, record_json, refuse_if_referenced};
+use super::{Context, check_new_name, not_found, record_json, refuse_if_referenced};
 use crate::cli::IntegrationCommand;
 use crate::error::{Error, Result};
-use crate::model::{Environment, Integration, RecordKind, Store};
+use crate::model::{Environment, Integration, RecordKind, Store, now_rfc3339};
 use crate::output::or_dash;
 
 const KIND: RecordKind = RecordKind::Integration;

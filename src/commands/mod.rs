@@ -76,13 +76,6 @@ pub fn edited(ctx: &Context, kind: RecordKind, name: &str, changed: bool) {
     }
 }
 
-/// The current time as RFC 3339, for activation stamps.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// A record for `-o json` lists, serialized directly: `name` first, then
 /// the store's fields (the same text as `record_json`, without the tree).
 #[derive(Serialize)]

@@ -35,7 +35,7 @@ use tokio_rustls::TlsAcceptor;
 use super::check::{self, Denial};
 use super::spool::{SPOOL_FILE, Spool};
 use crate::error::{Error, Result};
-use crate::model::{SecretSource, Store};
+use crate::model::{SecretSource, Store, now_rfc3339};
 use crate::secrets::{self, Secret};
 
 /// How long shutdown waits for requests in flight before giving up on them.
@@ -615,12 +615,6 @@ fn is_credential_name(raw: &str) -> bool {
     .iter()
     .any(|word| name.contains(word))
         || ["pwd", "pass", "sig", "signature", "auth", "authorization"].contains(&name.as_str())
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// How much of a rejected request's body is read and thrown away before
