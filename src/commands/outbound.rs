@@ -394,17 +394,13 @@ pub fn send(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     for h in &args.headers {
         headers.push(outbound::parse_header(h)?);
     }
-    let content_type = match &args.content_type {
-        Some(ct) => Some(ct.clone()),
-        None if !body.is_empty() => Some("application/json".to_string()),
-        None => None,
-    };
     let spec = RequestSpec {
         method: method.clone(),
         path: args.path.clone(),
         headers,
         body,
-        content_type,
+        // Without one, a body goes as application/json (`Outbound::http_request`).
+        content_type: args.content_type.clone(),
         timeout: timeout(args.timeout)?,
         insecure: false,
     };
