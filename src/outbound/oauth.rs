@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
 
-use super::Trace;
 use super::transport::{self, HttpRequest, Route};
+use super::{Trace, off_runtime};
 use crate::error::{Error, Result};
 use crate::model::{ClientAuth, Grant, OauthProfile};
 use crate::secrets::{self, Secret, SecretRef};
@@ -78,10 +78,6 @@ fn entry_lock(account: &str) -> Arc<tokio::sync::Mutex<()>> {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    super::off_runtime(f).await
-}
-
 fn read_cache(source: &TokenSource, json: &str) -> Option<Token> {
     let value: Value = serde_json::from_str(json).ok()?;
     if value.get("token_url")?.as_str()? != source.profile.token_url
@@ -125,7 +121,7 @@ fn cache_json(source: &TokenSource, token: &Token) -> Secret {
 /// Drops the cached token (after the endpoint refused it).
 pub async fn forget(source: &TokenSource) -> Result<()> {
     let at = source.cache_at.clone();
-    blocking(move || secrets::keyring_delete(&at)).await
+    off_runtime(move || secrets::keyring_delete(&at)).await
 }
 
 /// A usable token: the cached one unless it is about to expire (then refreshed,
@@ -139,7 +135,7 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
         None
     } else {
         let at = source.cache_at.clone();
-        match blocking(move || secrets::keyring_get(&at)).await {
+        match off_runtime(move || secrets::keyring_get(&at)).await {
             Ok(found) => found.and_then(|json| read_cache(source, json.expose())),
             Err(e) => {
                 notes.push(format!("token cache unavailable: {}", e.message));
@@ -173,7 +169,7 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
 
     let at = source.cache_at.clone();
     let value = cache_json(source, &token);
-    if let Err(e) = blocking(move || secrets::keyring_set(&at, &value)).await {
+    if let Err(e) = off_runtime(move || secrets::keyring_set(&at, &value)).await {
         notes.push(format!("token not cached: {}", e.message));
     }
     if !notes.is_empty() {
