@@ -16,7 +16,7 @@ use clap_mangen::roff::{Roff, bold, roman};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::Context;
+use super::{Context, sh_quote};
 use crate::cli::{Cli, CompletionsArgs};
 use crate::error::{Error, Result};
 use crate::model::RecordKind;
@@ -146,19 +146,6 @@ impl EnvCompleter for Zsh {
         buf: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
         clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
-    }
-}
-
-/// A word for sh: as is when it is plain, else single-quoted.
-fn sh_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Context;
+use super::{Context, sh_quote};
 use crate::cli::DemoArgs;
 use crate::error::{Error, Result};
 use crate::inbound::pki;
@@ -79,18 +79,6 @@ struct Ran {
     stdout: String,
 }
 
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@,%+$".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
@@ -133,8 +121,8 @@ impl Demo {
     fn shown(&self, arg: &str) -> String {
         let dir = self.dir.path().display().to_string();
         match arg.strip_prefix(&dir) {
-            Some(rest) => format!("\"$DEMO\"{}", shell_quote(rest)),
-            None => shell_quote(arg),
+            Some(rest) => format!("\"$DEMO\"{}", sh_quote(rest)),
+            None => sh_quote(arg),
         }
     }
 
@@ -606,7 +594,7 @@ fn steps(demo: &mut Demo) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use crate::commands::sh_quote as shell_quote;
 
     #[test]
     fn quoting() {

@@ -309,6 +309,20 @@ pub fn check_url(flag: &str, url: &str) -> Result<String> {
     crate::model::check_http_url(url).map_err(|m| Error::invalid(format!("{flag}: {m}")))
 }
 
+/// A word for sh: as is when it is plain, else single-quoted; for generated
+/// scripts and for commands shown to be copied.
+pub fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Makes a file path absolute so the store works from any folder, and checks it exists.
 pub fn existing_file(flag: &str, path: &std::path::Path) -> Result<PathBuf> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
