@@ -476,6 +476,11 @@ pub fn take_input(
     input: Option<SecretInput>,
     prompt: Option<&str>,
 ) -> Result<Option<(SecretSource, Option<Secret>)>> {
+    if let Some(SecretInput::Env(var) | SecretInput::Cmd(var)) = &input
+        && var.trim().is_empty()
+    {
+        return Err(Error::usage("the secret source is empty"));
+    }
     match input {
         Some(SecretInput::Stdin) => {
             let mut bytes = Vec::new();

@@ -144,11 +144,6 @@ pub fn take_secret(
     input: Option<SecretInput>,
     prompt: Option<&str>,
 ) -> Result<Option<TakenSecret>> {
-    if let Some(SecretInput::Env(var) | SecretInput::Cmd(var)) = &input
-        && var.trim().is_empty()
-    {
-        return Err(Error::usage("the secret source is empty"));
-    }
     Ok(secrets::take_input(input, prompt)?.map(|(source, value)| TakenSecret { source, value }))
 }
 
