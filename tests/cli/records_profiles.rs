@@ -760,3 +760,26 @@ fn inbound_user_commands() {
         "does not exist",
     );
 }
+
+#[test]
+fn empty_secret_env_or_cmd_is_a_usage_error() {
+    let env = TestEnv::new();
+    for flag in ["--password-env", "--password-cmd"] {
+        refused(
+            &env,
+            &[
+                "mid-server",
+                "add",
+                "m",
+                "--url",
+                "http://m:3128",
+                "--user",
+                "u",
+                flag,
+                " ",
+            ],
+            2,
+            "the secret source is empty",
+        );
+    }
+}
