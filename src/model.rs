@@ -230,10 +230,7 @@ impl FromStr for SecretSource {
             Ok(SecretSource::Cmd(nonempty(cmd, "command")?))
         } else {
             // Never echo the text: a user may have pasted a secret value here.
-            Err(
-                "a secret field must hold a source: \"keyring\", \"env:VAR\", \"file:PATH\" or \"cmd:COMMAND\""
-                    .to_string(),
-            )
+            Err(NOT_A_SOURCE.to_string())
         }
     }
 }
@@ -244,10 +241,23 @@ impl Serialize for SecretSource {
     }
 }
 
+const NOT_A_SOURCE: &str =
+    "a secret field must hold a source: \"keyring\", \"env:VAR\", \"file:PATH\" or \"cmd:COMMAND\"";
+
 impl<'de> Deserialize<'de> for SecretSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // Anything but a string is refused without repeating it: serde's own
+        // "invalid type: integer `1234`" would print a PIN typed in by hand.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Other(serde::de::IgnoredAny),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+            Raw::Other(_) => Err(serde::de::Error::custom(NOT_A_SOURCE)),
+        }
     }
 }
 
