@@ -566,3 +566,21 @@ password = "keyring"
         run.stderr
     );
 }
+
+#[test]
+fn a_value_typed_into_a_secret_field_is_never_repeated() {
+    let env = TestEnv::new();
+    for value in ["987654", "[\"hunter22\"]", "\"hunter22\""] {
+        write(
+            &env.store,
+            &format!("version = 1\nstore_id = \"x\"\n\n[inbound_user.u]\npassword = {value}\n"),
+        );
+        let run = refused(&env, &["inbound-user", "list"], 4, ":5:12:");
+        assert!(run.stderr.contains("must hold a source"), "{}", run.stderr);
+        assert!(
+            !run.stderr.contains("987654") && !run.stderr.contains("hunter22"),
+            "{}",
+            run.stderr
+        );
+    }
+}
