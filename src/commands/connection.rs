@@ -349,10 +349,12 @@ fn activate(ctx: &Context, name: &str) -> Result<()> {
 
 fn deactivate(ctx: &Context, name: &str) -> Result<()> {
     let (integration, was_active) = ctx.update(|store| {
-        let c = store
-            .connection
-            .get_mut(name)
-            .ok_or_else(|| Error::not_found("connection", name))?;
+        if !store.connection.contains_key(name) {
+            return Err(not_found(store, KIND, name));
+        }
+        let Some(c) = store.connection.get_mut(name) else {
+            return Err(Error::not_found("connection", name));
+        };
         let was_active = c.active;
         c.active = false;
         Ok((c.integration.clone(), was_active))
