@@ -398,11 +398,21 @@ pub const RULE_URL: &str = "rule 6: endpoint URLs are absolute http or https URL
 
 /// `text` with the user and password of a URL's authority replaced by
 /// `(credentials)`, so a message can repeat a URL without its secret.
+///
+/// Where `text` does not parse as a URL with an authority (a password with
+/// an unencoded `/`, no scheme), everything before the last `@` ahead of any
+/// query or fragment counts as credentials: over-hiding in a message about a
+/// broken URL is harmless, repeating a password is not.
 pub fn without_credentials(text: &str) -> String {
     let start = text.find("://").map_or(0, |i| i + 3);
     let rest = &text[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let has_authority = url::Url::parse(text).is_ok_and(|u| !u.cannot_be_a_base());
+    let end = if has_authority {
+        rest.find(['/', '?', '#'])
+    } else {
+        rest.find(['?', '#'])
+    };
+    match rest[..end.unwrap_or(rest.len())].rfind('@') {
         Some(at) => format!("{}(credentials){}", &text[..start], &rest[at..]),
         None => text.to_string(),
     }
@@ -842,6 +852,8 @@ mod tests {
             "http://svc:hunter2@",
             "svc:hunter2@api.example.com/x",
             "ftp://svc:hunter2@a.example",
+            "http://svc:hunter2/x@api.example.com",
+            "svc:hunter2/x@api.example.com:3128",
         ] {
             let err = check_http_url(url).unwrap_err();
             assert!(!err.contains("hunter2"), "{err}");

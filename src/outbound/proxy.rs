@@ -25,13 +25,7 @@ impl Proxy {
     /// Parses a proxy URL (`http://host:port`, scheme optional as curl allows).
     pub fn parse(url: &str, label: String, is_mid: bool) -> Result<Proxy> {
         // A proxy URL may carry a password: never repeat it in a message.
-        let shown = match url.rsplit_once('@') {
-            Some((before, after)) => match before.split_once("://") {
-                Some((scheme, _)) => format!("{scheme}://(credentials)@{after}"),
-                None => format!("(credentials)@{after}"),
-            },
-            None => url.to_string(),
-        };
+        let shown = crate::model::without_credentials(url);
         let url_text = url;
         let url = shown.as_str();
         let with_scheme = if url_text.contains("://") {
