@@ -40,12 +40,12 @@ pub fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>
 }
 
 /// The private key of a PEM file: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let bytes = read(path, "client key")?;
+pub fn load_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>> {
+    let bytes = read(path, what)?;
     // Never echo key material: the errors name only the file.
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| {
         Error::invalid(format!(
-            "the client key {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            "the {what} {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
             path.display()
         ))
     })
@@ -54,7 +54,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 /// Checks that a certificate and key belong together, as a TLS client would use them.
 pub fn check_identity(cert_path: &Path, key_path: &Path) -> Result<()> {
     let certs = load_certs(cert_path, "client certificate")?;
-    let key = load_key(key_path)?;
+    let key = load_key(key_path, "client key")?;
     let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).map_err(|e| {
         Error::invalid(format!(
             "the client key {} is not a supported key",

@@ -6,25 +6,8 @@ use std::sync::Arc;
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{Error, Result};
-
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| {
-            Error::invalid(format!("cannot read the {what} '{}'", path.display())).with_source(&e)
-        })?;
-    if certs.is_empty() {
-        return Err(Error::invalid(format!(
-            "the {what} '{}' holds no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
 
 /// A rustls server configuration offering HTTP/2 and HTTP/1.1 by ALPN; with a
 /// client CA, every client must present a certificate issued by it.
@@ -34,10 +17,8 @@ pub fn server_config(
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let chain = read_certs(cert, "TLS certificate")?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        Error::invalid(format!("cannot read the TLS key '{}'", key.display())).with_source(&e)
-    })?;
+    let chain = crate::pem::load_certs(cert, "TLS certificate")?;
+    let key = crate::pem::load_key(key, "TLS key")?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::tls("cannot set up TLS").with_source(&e))?;
@@ -45,7 +26,7 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca, "client CA")? {
+            for cert in crate::pem::load_certs(ca, "client CA")? {
                 roots.add(cert).map_err(|e| {
                     Error::invalid(format!(
                         "the client CA '{}' holds an unusable certificate",

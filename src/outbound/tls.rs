@@ -10,8 +10,7 @@ use std::task::{Context, Poll};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
@@ -34,24 +33,17 @@ fn os_roots() -> &'static [CertificateDer<'static>] {
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
-/// Reads every certificate of a PEM file.
+/// Reads every certificate of a PEM file; a bad file is a TLS failure (exit 7)
+/// when it stops a connection.
 pub fn read_pem_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let text = std::fs::read(path).map_err(|e| {
-        Error::tls(format!("cannot read the {what} {}", path.display())).with_source(&e)
-    })?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&text)
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| {
-            Error::tls(format!("the {what} {} is not valid PEM", path.display())).with_cause(e)
-        })?;
-    if certs.is_empty() {
-        return Err(Error::tls(format!(
-            "the {what} {} holds no certificate",
-            path.display()
-        ))
-        .with_hint("expected PEM blocks starting with -----BEGIN CERTIFICATE-----"));
+    crate::pem::load_certs(path, what).map_err(as_tls)
+}
+
+fn as_tls(err: Error) -> Error {
+    Error {
+        kind: crate::error::ErrorKind::Tls,
+        ..err
     }
-    Ok(certs)
 }
 
 /// Trust roots (OS + extra CA bundles), shared between requests with the same bundles.
@@ -116,18 +108,7 @@ impl ClientIdentity {
     /// Loads a PEM certificate chain and its key (PKCS#8, PKCS#1 or SEC1).
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self> {
         let certs = read_pem_certs(cert_path, "client certificate")?;
-        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-            let message = match &e {
-                rustls::pki_types::pem::Error::Io(_) => {
-                    format!("cannot read the client key {}", key_path.display())
-                }
-                _ => format!(
-                    "the client key {} holds no PKCS#8, PKCS#1 or SEC1 private key in PEM",
-                    key_path.display()
-                ),
-            };
-            Error::tls(message).with_cause(e)
-        })?;
+        let key = crate::pem::load_key(key_path, "client key").map_err(as_tls)?;
         let signing = provider().key_provider.load_private_key(key).map_err(|e| {
             Error::tls(format!(
                 "the client key {} is not a usable private key",
