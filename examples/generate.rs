@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use connctl::commands::completions::{REGENERATE, check_generated, write_generated};
+use connctl::cli::generate::{REGENERATE, check_generated, write_generated};
 
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
 
 use connctl::cli::Cli;
-use connctl::commands::{self, Context, completions};
+use connctl::cli::complete;
+use connctl::commands::{self, Context};
 use connctl::error::Error;
 use connctl::output::{self, Printer};
 
 fn main() -> ExitCode {
     // `COMPLETE=bash connctl -- WORDS...` (the completion scripts' callback) ends here.
     clap_complete::CompleteEnv::with_factory(Cli::command)
-        .var(completions::COMPLETE_VAR)
-        .shells(completions::SHELLS)
+        .var(complete::COMPLETE_VAR)
+        .shells(complete::SHELLS)
         .complete();
     // clap colors its own help and usage errors on a terminal; it honors NO_COLOR
     // but cannot know of --no-color before parsing.

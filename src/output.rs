@@ -137,3 +137,17 @@ pub fn use_color(no_color_flag: bool) -> bool {
 pub fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_string()
 }
+
+/// A word for sh: as is when it is plain, else single-quoted; for generated
+/// scripts and for commands shown to be copied.
+pub fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

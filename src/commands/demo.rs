@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Context, sh_quote};
+use super::Context;
 use crate::cli::DemoArgs;
 use crate::error::{Error, Result};
 use crate::inbound::pki;
 use crate::model::{RecordKind, SecretSource};
+use crate::output::sh_quote;
 use crate::secrets::{self, Secret, SecretRef};
 
 const INTEGRATION: &str = "orders";
@@ -594,7 +595,7 @@ fn steps(demo: &mut Demo) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::commands::sh_quote as shell_quote;
+    use crate::output::sh_quote as shell_quote;
 
     #[test]
     fn quoting() {

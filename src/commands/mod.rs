@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::cli::{ClientSecretArgs, Command, PasswordArgs};
 use crate::error::{Error, Result};
 use crate::model::{RecordKind, SecretSource, Store};
-use crate::output::Printer;
+use crate::output::{Printer, or_dash};
 use crate::secrets::{self, Secret, SecretInput, SecretRef};
 
 pub mod completions;
@@ -17,9 +17,12 @@ pub mod connection;
 pub mod demo;
 pub mod doctor;
 pub mod inbound;
+pub mod inbound_user;
 pub mod integration;
+pub mod mid_server;
+pub mod oauth_profile;
 pub mod outbound;
-pub mod profiles;
+pub mod protocol_profile;
 pub mod transfer;
 
 /// What every command gets: the store path and the printer with the global flags.
@@ -48,10 +51,10 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Integration(cmd) => integration::run(ctx, cmd),
         Command::Connection(cmd) => connection::run(ctx, cmd),
-        Command::OauthProfile(cmd) => profiles::oauth(ctx, cmd),
-        Command::ProtocolProfile(cmd) => profiles::protocol(ctx, cmd),
-        Command::MidServer(cmd) => profiles::mid_server(ctx, cmd),
-        Command::InboundUser(cmd) => profiles::inbound_user(ctx, cmd),
+        Command::OauthProfile(cmd) => oauth_profile::run(ctx, cmd),
+        Command::ProtocolProfile(cmd) => protocol_profile::run(ctx, cmd),
+        Command::MidServer(cmd) => mid_server::run(ctx, cmd),
+        Command::InboundUser(cmd) => inbound_user::run(ctx, cmd),
         Command::Inbound(cmd) => inbound::run(ctx, cmd),
         Command::Export(args) => transfer::export(ctx, args),
         Command::Import(args) => transfer::import(ctx, args),
@@ -196,6 +199,42 @@ pub fn forget_secrets(ctx: &Context, store: &Store, kind: RecordKind, name: &str
     }
 }
 
+/// A secret field as shown in tables: its source, or `-`.
+pub fn source_text(source: &Option<SecretSource>) -> String {
+    or_dash(source.as_ref().map(ToString::to_string).as_deref())
+}
+
+/// Prints a kind's records: JSON array, or a table from `row`.
+pub fn list_records<R: serde::Serialize>(
+    ctx: &Context,
+    records: &std::collections::BTreeMap<String, R>,
+    headers: &[&str],
+    row: impl Fn(&str, &R) -> Vec<String>,
+) -> Result<()> {
+    if ctx.out.is_json() {
+        let items: Vec<Named<'_, R>> = records
+            .iter()
+            .map(|(name, record)| Named { name, record })
+            .collect();
+        return ctx.out.json_of(&items);
+    }
+    ctx.out
+        .table(headers, records.iter().map(|(n, r)| row(n, r)).collect())
+}
+
+pub fn used_by(store: &crate::model::Store, kind: RecordKind, name: &str) -> String {
+    let users: Vec<String> = store
+        .referrers(kind, name)
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    if users.is_empty() {
+        "-".into()
+    } else {
+        users.join(", ")
+    }
+}
+
 /// Refuses to remove a record that others reference, naming them.
 pub fn refuse_if_referenced(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
     let referrers = store.referrers(kind, name);
@@ -302,20 +341,6 @@ pub fn parse_var(text: &str) -> Result<(String, String)> {
 /// Checks a URL flag; a bad URL is invalid input (exit 4).
 pub fn check_url(flag: &str, url: &str) -> Result<String> {
     crate::model::check_http_url(url).map_err(|m| Error::invalid(format!("{flag}: {m}")))
-}
-
-/// A word for sh: as is when it is plain, else single-quoted; for generated
-/// scripts and for commands shown to be copied.
-pub fn sh_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// Makes a file path absolute so the store works from any folder, and checks it exists.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use connctl::commands::completions::{REGENERATE, check_generated};
+use connctl::cli::generate::{REGENERATE, check_generated};
 
 use crate::support::{TestEnv, write};
 

@@ -1,13 +1,16 @@
-//! `connctl connection ...` (records; `test` and `send` live in `outbound`).
+//! `connctl connection ...`: the records; `test` and `send` in their own files.
+
+mod send;
+mod test;
 
 use serde_json::Value;
 
-use super::integration::yes_no;
-use super::{
+use crate::cli::{ConnectionAddArgs, ConnectionCommand, ConnectionEditArgs, ConnectionListArgs};
+use crate::commands::integration::yes_no;
+use crate::commands::{
     Context, Named, check_new_name, check_url, existing_file, keep_secret, not_found, parse_var,
     password_input, record_json, require, take_secret,
 };
-use crate::cli::{ConnectionAddArgs, ConnectionCommand, ConnectionEditArgs, ConnectionListArgs};
 use crate::error::{Error, Result};
 use crate::model::{
     Authentication, Connection, Environment, RecordKind, SecretSource, Store, now_rfc3339,
@@ -32,8 +35,8 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
             url,
             allow_http,
         } => copy(ctx, &source, &new, env.into(), url, allow_http),
-        ConnectionCommand::Test(args) => super::outbound::test(ctx, args),
-        ConnectionCommand::Send(args) => super::outbound::send(ctx, args),
+        ConnectionCommand::Test(args) => test::run(ctx, args),
+        ConnectionCommand::Send(args) => send::run(ctx, args),
     }
 }
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::completions as complete;
+pub mod complete;
+pub mod generate;
+
 use crate::model::{Authentication, ClientAuth, Environment, Grant};
 use crate::output::Format;
 

@@ -1,0 +1,152 @@
+//! `connctl connection send`: one message through a connection.
+
+use std::io::{IsTerminal, Read, Write};
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::cli::ConnectionSendArgs;
+use crate::commands::Context;
+use crate::commands::outbound::{method, outcome_error, pick, runtime, timeout, total_ms};
+use crate::error::{Error, Result};
+use crate::model::Environment;
+use crate::outbound::{self, Outbound, RequestSpec, Target, transport};
+
+fn read_body(data: &Option<String>) -> Result<Bytes> {
+    match data.as_deref() {
+        None => Ok(Bytes::new()),
+        Some("@-") => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::invalid("cannot read the body from stdin").with_source(&e))?;
+            Ok(Bytes::from(buf))
+        }
+        Some(text) if text.starts_with('@') => {
+            let path = &text[1..];
+            std::fs::read(path).map(Bytes::from).map_err(|e| {
+                Error::invalid(format!("cannot read the body file {path}")).with_source(&e)
+            })
+        }
+        Some(text) => Ok(Bytes::from(text.to_string())),
+    }
+}
+
+/// A yes on the terminal, or `--yes`; otherwise exit 4 and nothing is sent.
+fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -> Result<()> {
+    if ctx.yes {
+        return Ok(());
+    }
+    let declined = Error::invalid(format!(
+        "connection '{name}' is a production connection: not sent without confirmation"
+    ))
+    .with_hint("confirm on a terminal, or pass --yes");
+    if stdin_busy || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(declined);
+    }
+    eprint!("Send {what} through production connection '{name}'? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::invalid("cannot read the answer").with_source(&e))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(declined)
+    }
+}
+
+pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
+    let store = ctx.load()?;
+    let name = pick(&store, &args.target)?;
+    let target = Target::from_store(&store, &name)?;
+    let conn = &target.connection;
+
+    let body = read_body(&args.data)?;
+    let method = match &args.method {
+        Some(m) => method(m)?,
+        None if args.data.is_some() => Method::POST,
+        None => Method::GET,
+    };
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        headers.push(outbound::parse_header(h)?);
+    }
+    let spec = RequestSpec {
+        method: method.clone(),
+        path: args.path.clone(),
+        headers,
+        body,
+        // Without one, a body goes as application/json (`Outbound::http_request`).
+        content_type: args.content_type.clone(),
+        timeout: timeout(args.timeout)?,
+        insecure: false,
+    };
+    let url = outbound::join_path(&conn.endpoint_url, spec.path.as_deref())?;
+
+    if !conn.active {
+        match store.active_connection_of(&conn.integration) {
+            Some(active) => ctx.out.warn(&format!(
+                "connection '{name}' is not active; integration '{}' sends through '{active}'",
+                conn.integration
+            )),
+            None => ctx.out.warn(&format!(
+                "connection '{name}' is not active, and integration '{}' has no active connection",
+                conn.integration
+            )),
+        }
+    }
+    if conn.environment == Environment::Production {
+        let stdin_busy = args.data.as_deref() == Some("@-");
+        confirm_production(ctx, &name, &format!("{method} {url}"), stdin_busy)?;
+    }
+
+    let client = Outbound::new();
+    let retries = args.retry;
+    let out = ctx.out.clone();
+    let on_retry = move |why: &str| out.warn(why);
+    let mut outcome = runtime(false)?.block_on(client.send(&target, &spec, retries, &on_retry));
+    outcome.judge(|s| (200..300).contains(&s), conn.authentication);
+
+    for s in &outcome.trace.stages {
+        ctx.out.debug(
+            1,
+            &format!(
+                "{:<12} {:<6} {:>8.1} ms  {}",
+                s.stage.as_str(),
+                if s.ok { "ok" } else { "FAILED" },
+                s.ms,
+                s.detail
+            ),
+        );
+    }
+    if let Some(response) = &outcome.response {
+        if args.include {
+            let mut head = format!(
+                "{:?} {}\r\n",
+                response.version,
+                transport::status_text(response.status)
+            );
+            for (k, v) in &response.headers {
+                head.push_str(&format!(
+                    "{k}: {}\r\n",
+                    String::from_utf8_lossy(v.as_bytes())
+                ));
+            }
+            head.push_str("\r\n");
+            ctx.out.raw(head.as_bytes())?;
+        }
+        ctx.out.raw(&response.body)?;
+        ctx.out.status(&format!(
+            "{method} {url} → {} in {:.0} ms ({} bytes)",
+            transport::status_text(response.status),
+            total_ms(&outcome),
+            response.body.len()
+        ));
+    }
+    match outcome_error(&outcome) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,198 @@
+//! `connctl connection test`: the staged test of one, some or all connections.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::cli::ConnectionTestArgs;
+use crate::commands::Context;
+use crate::commands::outbound::{
+    method, outcome_error, pick, runtime, stage_rows, timeout, total_ms, warn_insecure,
+};
+use crate::error::{Error, Result};
+use crate::outbound::{self, Outbound, Outcome, RequestSpec, Stage, Target, transport};
+
+pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
+    let store = ctx.load()?;
+    let spec = RequestSpec {
+        method: method(&args.method)?,
+        path: args.path.clone(),
+        timeout: timeout(args.timeout)?,
+        insecure: args.insecure,
+        ..RequestSpec::default()
+    };
+    if args.insecure {
+        warn_insecure(ctx);
+    }
+    let expect = args.expect.clone();
+    let accept = move |status: u16| {
+        if expect.is_empty() {
+            outbound::default_accept(status)
+        } else {
+            expect.contains(&status)
+        }
+    };
+
+    if !args.all {
+        let name = pick(&store, &args.target)?;
+        let target = Target::from_store(&store, &name)?;
+        let auth = target.connection.authentication;
+        let client = Outbound::new();
+        let mut outcome = runtime(false)?.block_on(client.exchange(&target, &spec));
+        outcome.judge(&accept, auth);
+        if ctx.out.is_json() {
+            ctx.out.json(&outcome.to_json())?;
+        } else {
+            ctx.out
+                .table(&["stage", "ok", "ms", "detail"], stage_rows(&outcome.trace))?;
+            if outcome.ok() {
+                ctx.out.status(&format!(
+                    "{name}: OK ({}, {:.0} ms)",
+                    outcome
+                        .response
+                        .as_ref()
+                        .map(|r| transport::status_text(r.status))
+                        .unwrap_or_default(),
+                    total_ms(&outcome)
+                ));
+            }
+        }
+        return match outcome_error(&outcome) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
+
+    let names: Vec<String> = store
+        .connection
+        .iter()
+        .filter(|(_, c)| !args.active || c.active)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if names.is_empty() {
+        if ctx.out.is_json() {
+            ctx.out.json(&json!([]))?;
+        }
+        ctx.out.status(if args.active {
+            "no active connections to test"
+        } else {
+            "no connections to test"
+        });
+        return Ok(());
+    }
+    let mut targets = Vec::new();
+    for name in &names {
+        targets.push(Target::from_store(&store, name)?);
+    }
+    let outcomes = test_many(ctx, targets, spec, args.jobs as usize, &accept)?;
+
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
+    if ctx.out.is_json() {
+        ctx.out.json(&Value::Array(
+            outcomes.iter().map(Outcome::to_json).collect(),
+        ))?;
+    } else {
+        let rows = outcomes
+            .iter()
+            .map(|o| {
+                let result = match o.trace.failed_stage() {
+                    None if o.ok() => "ok".to_string(),
+                    Some(stage) => format!("FAILED at {}", stage.as_str()),
+                    None => "FAILED".to_string(),
+                };
+                let detail = match &o.error {
+                    Some(e) => e.message.clone(),
+                    None => o
+                        .trace
+                        .stages
+                        .iter()
+                        .rev()
+                        .find(|s| s.stage == Stage::Http)
+                        .map(|s| s.detail.clone())
+                        .unwrap_or_default(),
+                };
+                vec![
+                    o.connection.clone(),
+                    result,
+                    o.status().map(|s| s.to_string()).unwrap_or("-".into()),
+                    format!("{:.0}", total_ms(o)),
+                    detail,
+                ]
+            })
+            .collect();
+        ctx.out
+            .table(&["connection", "result", "status", "ms", "detail"], rows)?;
+    }
+    match failed.as_slice() {
+        [] => {
+            ctx.out
+                .status(&format!("all {} connections OK", outcomes.len()));
+            Ok(())
+        }
+        [only] if outcomes.len() == 1 => Err(outcome_error(only)
+            .unwrap_or_else(|| Error::failed(format!("connection '{}' failed", only.connection)))),
+        _ => Err(Error::failed(format!(
+            "{} of {} connections failed: {}",
+            failed.len(),
+            outcomes.len(),
+            failed
+                .iter()
+                .take(10)
+                .map(|o| o.connection.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Tests connections concurrently (at most `jobs` at once), in store order.
+fn test_many(
+    ctx: &Context,
+    targets: Vec<Target>,
+    spec: RequestSpec,
+    jobs: usize,
+    accept: &(dyn Fn(u16) -> bool + Sync),
+) -> Result<Vec<Outcome>> {
+    let total = targets.len();
+    let progress = std::io::stderr().is_terminal() && !ctx.out.quiet;
+    let client = Arc::new(Outbound::new());
+    let spec = Arc::new(spec);
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let rt = runtime(true)?;
+    let mut outcomes = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for (index, target) in targets.into_iter().enumerate() {
+            let client = client.clone();
+            let spec = spec.clone();
+            let semaphore = semaphore.clone();
+            set.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let outcome = client.exchange(&target, &spec).await;
+                (index, target.connection.authentication, outcome)
+            });
+        }
+        let mut done = Vec::with_capacity(total);
+        let mut failed = 0;
+        while let Some(joined) = set.join_next().await {
+            let Ok((index, auth, mut outcome)) = joined else {
+                continue;
+            };
+            outcome.judge(accept, auth);
+            if !outcome.ok() {
+                failed += 1;
+            }
+            done.push((index, outcome));
+            if progress {
+                eprint!("\rtesting: {}/{total} done, {failed} failed ", done.len());
+                let _ = std::io::stderr().flush();
+            }
+        }
+        if progress {
+            eprint!("\r\x1b[2K");
+        }
+        done
+    });
+    outcomes.sort_by_key(|(index, _)| *index);
+    Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+}

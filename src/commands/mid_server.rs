@@ -1,0 +1,168 @@
+//! `connctl mid-server ...`
+
+use serde_json::Value;
+
+use super::{
+    Context, check_new_name, check_url, keep_secret, list_records, not_found, password_input,
+    record_json, refuse_if_referenced, source_text, take_secret, used_by,
+};
+use crate::cli::MidServerCommand;
+use crate::error::{Error, Result};
+use crate::model::{MidServer, RecordKind, SecretSource};
+use crate::output::or_dash;
+
+/// A MID server is reached over plain http: connctl speaks no TLS to the proxy
+/// itself (a tunnel through it to an https endpoint is still TLS end to end).
+fn check_mid_url(url: &str) -> Result<()> {
+    if !url.contains("://") {
+        // Never repeat a password written into the URL (`user:pw@host:3128`).
+        let url = crate::model::without_credentials(url);
+        return Err(Error::invalid(format!(
+            "--url: '{url}' is not an absolute URL: write it with its scheme, e.g. http://{url}"
+        )));
+    }
+    let scheme = check_url("--url", url)?;
+    if scheme != "http" {
+        return Err(Error::invalid(format!(
+            "--url: a MID server URL must be http://, not {scheme}:// (TLS to the proxy itself is not supported)"
+        ))
+        .with_hint("https endpoints behind the MID server stay TLS end to end through its tunnel"));
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
+    const KIND: RecordKind = RecordKind::MidServer;
+    match cmd {
+        MidServerCommand::Add(args) => {
+            let name = args.name.clone();
+            crate::model::check_name(KIND, &name).map_err(Error::invalid)?;
+            check_mid_url(&args.url)?;
+            let prompt = args
+                .user
+                .as_ref()
+                .map(|u| format!("password of {u} on MID server {name}"));
+            let taken = take_secret(password_input(&args.password), prompt.as_deref())?;
+            if taken.is_some() && args.user.is_none() {
+                return Err(Error::usage("a MID server password needs --user"));
+            }
+            if taken.is_none() && args.user.is_some() {
+                return Err(Error::usage(format!(
+                    "MID server '{name}' has a user but no password"
+                ))
+                .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
+            }
+            ctx.update(|store| {
+                check_new_name(store, KIND, &name)?;
+                let password = match taken {
+                    Some(t) => Some(keep_secret(ctx, store, KIND, &name, "password", None, t)?),
+                    None => None,
+                };
+                store.mid_server.insert(
+                    name.clone(),
+                    MidServer {
+                        url: args.url.clone(),
+                        user: args.user.clone(),
+                        password,
+                    },
+                );
+                Ok(())
+            })?;
+            ctx.out.status(&format!("added mid-server '{name}'"));
+            Ok(())
+        }
+        MidServerCommand::List => {
+            let store = ctx.load()?;
+            list_records(
+                ctx,
+                &store.mid_server,
+                &["name", "url", "user", "password"],
+                |n, m| {
+                    vec![
+                        n.to_string(),
+                        m.url.clone(),
+                        or_dash(m.user.as_deref()),
+                        source_text(&m.password),
+                    ]
+                },
+            )
+        }
+        MidServerCommand::Show { name } => {
+            let store = ctx.load()?;
+            let m = store
+                .mid_server
+                .get(&name)
+                .ok_or_else(|| not_found(&store, KIND, &name))?;
+            if ctx.out.is_json() {
+                return ctx.out.json(&Value::Object(record_json(&name, m)?));
+            }
+            ctx.out.fields(&[
+                ("name", name.clone()),
+                ("url", m.url.clone()),
+                ("user", or_dash(m.user.as_deref())),
+                ("password", source_text(&m.password)),
+                ("used by", used_by(&store, KIND, &name)),
+            ])
+        }
+        MidServerCommand::Edit(args) => {
+            let name = args.name.clone();
+            if let Some(url) = &args.url {
+                check_mid_url(url)?;
+            }
+            let taken = take_secret(password_input(&args.password), None)?;
+            let secret_given = taken.is_some();
+            let changed = ctx.update(|store| {
+                let mut m = store
+                    .mid_server
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| not_found(store, KIND, &name))?;
+                let before = m.clone();
+                if let Some(url) = &args.url {
+                    m.url = url.clone();
+                }
+                if let Some(user) = &args.user {
+                    m.user = Some(user.clone());
+                }
+                let previous = m.password.clone();
+                if args.no_user {
+                    m.user = None;
+                    m.password = None;
+                    if previous == Some(SecretSource::Keyring) {
+                        super::forget_secrets(ctx, store, KIND, &name, &["password"]);
+                    }
+                }
+                if let Some(t) = taken {
+                    if m.user.is_none() {
+                        return Err(Error::usage("a MID server password needs a user: add --user"));
+                    }
+                    m.password = Some(keep_secret(ctx, store, KIND, &name, "password", previous.as_ref(), t)?);
+                }
+                if m.user.is_some() && m.password.is_none() {
+                    return Err(Error::usage(format!("MID server '{name}' has a user but no password"))
+                        .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
+                }
+                let changed = secret_given || m != before;
+                store.mid_server.insert(name.clone(), m);
+                Ok(changed)
+            })?;
+            super::edited(ctx, KIND, &name, changed);
+            Ok(())
+        }
+        MidServerCommand::Remove { name } => {
+            ctx.update(|store| {
+                let Some(m) = store.mid_server.get(&name).cloned() else {
+                    return Err(not_found(store, KIND, &name));
+                };
+                refuse_if_referenced(store, KIND, &name)?;
+                store.mid_server.remove(&name);
+                if m.password == Some(SecretSource::Keyring) {
+                    super::forget_secrets(ctx, store, KIND, &name, &["password"]);
+                }
+                Ok(())
+            })?;
+            ctx.out.status(&format!("removed mid-server '{name}'"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `connctl oauth-profile ...`
+
+mod token;
+
+use serde_json::Value;
+
+use crate::cli::OauthProfileCommand;
+use crate::commands::{
+    Context, check_new_name, check_url, client_secret_input, keep_secret, list_records, not_found,
+    record_json, refuse_if_referenced, source_text, take_secret, used_by,
+};
+use crate::error::{Error, Result};
+use crate::model::{OauthProfile, RecordKind, SecretSource};
+
+pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
+    const KIND: RecordKind = RecordKind::OauthProfile;
+    match cmd {
+        OauthProfileCommand::Add(args) => {
+            let name = args.name.clone();
+            crate::model::check_name(KIND, &name).map_err(Error::invalid)?;
+            check_url("--token-url", &args.token_url)?;
+            if args.client_id.trim().is_empty() {
+                return Err(Error::invalid("--client-id is empty"));
+            }
+            let taken = take_secret(
+                client_secret_input(&args.secret),
+                Some(&format!("client secret for {}", args.client_id)),
+            )?;
+            ctx.update(|store| {
+                check_new_name(store, KIND, &name)?;
+                let client_secret = match taken {
+                    Some(t) => Some(keep_secret(
+                        ctx,
+                        store,
+                        KIND,
+                        &name,
+                        "client_secret",
+                        None,
+                        t,
+                    )?),
+                    None => None,
+                };
+                store.oauth_profile.insert(
+                    name.clone(),
+                    OauthProfile {
+                        token_url: args.token_url.clone(),
+                        client_id: args.client_id.clone(),
+                        client_secret,
+                        grant: args.grant.into(),
+                        client_auth: args.client_auth.into(),
+                        scopes: args.scopes.clone(),
+                    },
+                );
+                Ok(())
+            })?;
+            ctx.out.status(&format!("added oauth-profile '{name}'"));
+            Ok(())
+        }
+        OauthProfileCommand::List => {
+            let store = ctx.load()?;
+            list_records(
+                ctx,
+                &store.oauth_profile,
+                &[
+                    "name",
+                    "token url",
+                    "client id",
+                    "grant",
+                    "client auth",
+                    "scopes",
+                    "client secret",
+                ],
+                |n, p| {
+                    vec![
+                        n.to_string(),
+                        p.token_url.clone(),
+                        p.client_id.clone(),
+                        p.grant.as_str().into(),
+                        p.client_auth.as_str().into(),
+                        if p.scopes.is_empty() {
+                            "-".into()
+                        } else {
+                            p.scopes.join(" ")
+                        },
+                        source_text(&p.client_secret),
+                    ]
+                },
+            )
+        }
+        OauthProfileCommand::Show { name } => {
+            let store = ctx.load()?;
+            let p = store
+                .oauth_profile
+                .get(&name)
+                .ok_or_else(|| not_found(&store, KIND, &name))?;
+            if ctx.out.is_json() {
+                return ctx.out.json(&Value::Object(record_json(&name, p)?));
+            }
+            ctx.out.fields(&[
+                ("name", name.clone()),
+                ("token url", p.token_url.clone()),
+                ("client id", p.client_id.clone()),
+                ("client secret", source_text(&p.client_secret)),
+                ("grant", p.grant.as_str().into()),
+                ("client auth", p.client_auth.as_str().into()),
+                (
+                    "scopes",
+                    if p.scopes.is_empty() {
+                        "-".into()
+                    } else {
+                        p.scopes.join(" ")
+                    },
+                ),
+                ("used by", used_by(&store, KIND, &name)),
+            ])
+        }
+        OauthProfileCommand::Edit(args) => {
+            let name = args.name.clone();
+            if let Some(url) = &args.token_url {
+                check_url("--token-url", url)?;
+            }
+            let taken = take_secret(client_secret_input(&args.secret), None)?;
+            let secret_given = taken.is_some();
+            let changed = ctx.update(|store| {
+                let mut p = store
+                    .oauth_profile
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| not_found(store, KIND, &name))?;
+                let before = p.clone();
+                if let Some(url) = &args.token_url {
+                    p.token_url = url.clone();
+                }
+                if let Some(id) = &args.client_id {
+                    if id.trim().is_empty() {
+                        return Err(Error::invalid("--client-id is empty"));
+                    }
+                    p.client_id = id.clone();
+                }
+                if let Some(g) = args.grant {
+                    p.grant = g.into();
+                }
+                if let Some(a) = args.client_auth {
+                    p.client_auth = a.into();
+                }
+                if !args.scopes.is_empty() {
+                    p.scopes = args.scopes.clone();
+                }
+                if args.no_scopes {
+                    p.scopes.clear();
+                }
+                if let Some(t) = taken {
+                    let previous = p.client_secret.clone();
+                    p.client_secret = Some(keep_secret(
+                        ctx,
+                        store,
+                        KIND,
+                        &name,
+                        "client_secret",
+                        previous.as_ref(),
+                        t,
+                    )?);
+                }
+                let changed = secret_given || p != before;
+                store.oauth_profile.insert(name.clone(), p);
+                Ok(changed)
+            })?;
+            super::edited(ctx, KIND, &name, changed);
+            Ok(())
+        }
+        OauthProfileCommand::Remove { name } => {
+            ctx.update(|store| {
+                let Some(p) = store.oauth_profile.get(&name).cloned() else {
+                    return Err(not_found(store, KIND, &name));
+                };
+                refuse_if_referenced(store, KIND, &name)?;
+                store.oauth_profile.remove(&name);
+                let mut fields = vec!["token"];
+                if p.client_secret == Some(SecretSource::Keyring) {
+                    fields.push("client_secret");
+                }
+                super::forget_secrets(ctx, store, KIND, &name, &fields);
+                Ok(())
+            })?;
+            ctx.out.status(&format!("removed oauth-profile '{name}'"));
+            Ok(())
+        }
+        OauthProfileCommand::Token(args) => token::run(ctx, args),
+    }
+}
