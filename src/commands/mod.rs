@@ -31,6 +31,8 @@ pub struct Context {
     pub store_path: PathBuf,
     pub out: Printer,
     pub yes: bool,
+    /// How long a write waits for another process's store lock.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Context {
@@ -43,7 +45,12 @@ impl Context {
     pub fn update<T>(&self, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         self.out
             .debug(1, &format!("store (write): {}", self.store_path.display()));
-        crate::store::update(&self.store_path, change)
+        let notice = |message: &str| self.out.status(message);
+        let wait = crate::store::LockWait {
+            timeout: self.lock_timeout,
+            notice: &notice,
+        };
+        crate::store::update(&self.store_path, &wait, change)
     }
 }
 

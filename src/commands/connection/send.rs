@@ -7,7 +7,7 @@ use http::Method;
 
 use crate::cli::ConnectionSendArgs;
 use crate::commands::Context;
-use crate::commands::outbound::{method, outcome_error, pick, runtime, timeout, total_ms};
+use crate::commands::outbound::{method, outcome_error, pick, runtime, total_ms};
 use crate::error::{Error, Result};
 use crate::model::Environment;
 use crate::outbound::{self, Outbound, RequestSpec, Target, transport};
@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
         body,
         // Without one, a body goes as application/json (`Outbound::http_request`).
         content_type: args.content_type.clone(),
-        timeout: timeout(args.timeout)?,
+        timeout: args.timeout,
         insecure: false,
     };
     let url = outbound::join_path(&conn.endpoint_url, spec.path.as_deref())?;

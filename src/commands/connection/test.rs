@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::cli::ConnectionTestArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick, runtime, stage_rows, timeout, total_ms, warn_insecure,
+    method, outcome_error, pick, runtime, stage_rows, total_ms, warn_insecure,
 };
 use crate::error::{Error, Result};
 use crate::outbound::{self, Outbound, Outcome, RequestSpec, Stage, Target, transport};
@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     let spec = RequestSpec {
         method: method(&args.method)?,
         path: args.path.clone(),
-        timeout: timeout(args.timeout)?,
+        timeout: args.timeout,
         insecure: args.insecure,
         ..RequestSpec::default()
     };
