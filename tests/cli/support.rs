@@ -143,20 +143,29 @@ pub fn keyring_entries(
     prefix: &str,
 ) -> std::collections::BTreeMap<String, String> {
     // secret-tool prints the secret on stdout and the attributes on stderr:
-    // one unbuffered stream keeps each item's lines together.
-    let mut cmd = std::process::Command::new("sh");
-    cmd.args([
-        "-c",
-        "exec stdbuf -o0 secret-tool search --all --unlock service connctl 2>&1",
-    ]);
-    if let Some(address) = bus {
-        cmd.env("DBUS_SESSION_BUS_ADDRESS", address);
+    // one unbuffered stream keeps each item's lines together. An item that
+    // another test deletes while the search runs makes it fail: search again.
+    let mut text = String::new();
+    for attempt in 0.. {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            "exec stdbuf -o0 secret-tool search --all --unlock service connctl 2>&1",
+        ]);
+        if let Some(address) = bus {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", address);
+        }
+        let out = cmd
+            .output()
+            .expect("secret-tool (package libsecret-tools) must be installed");
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break;
+        }
+        assert!(attempt < 10, "secret-tool search keeps failing:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = cmd
-        .output()
-        .expect("secret-tool (package libsecret-tools) must be installed");
     // One item is `[path]`, then `key = value` lines; the secret is `secret = ...`.
-    let text = String::from_utf8_lossy(&out.stdout);
     let mut entries = std::collections::BTreeMap::new();
     let (mut account, mut secret) = (None::<String>, None::<String>);
     let mut flush = |account: &mut Option<String>, secret: &mut Option<String>| {
