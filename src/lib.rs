@@ -10,3 +10,4 @@ pub mod output;
 pub mod pem;
 pub mod secrets;
 pub mod store;
+pub mod template;
