@@ -6,6 +6,7 @@ mod demo;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
+mod outbound_oauth_hostile;
 mod outbound_servers;
 mod records;
 mod records_profiles;
