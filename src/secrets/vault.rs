@@ -429,7 +429,7 @@ impl Client {
                         })?;
                     runtime.block_on(async {
                         let mut trace = Trace::default();
-                        transport::execute_limited(&request, route, &mut trace, Some(MAX_ANSWER))
+                        transport::execute_bounded(&request, route, &mut trace, Some(MAX_ANSWER))
                             .await
                     })
                 })
