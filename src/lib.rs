@@ -8,5 +8,6 @@ pub mod model;
 pub mod outbound;
 pub mod output;
 pub mod pem;
+pub mod report;
 pub mod secrets;
 pub mod store;
