@@ -53,9 +53,17 @@ pub const CMD_TIMEOUT: Seconds = Seconds {
     default: Duration::from_secs(30),
 };
 
+/// `CONNCTL_VAULT_TIMEOUT`: each request to Vault / OpenBao.
+pub const VAULT_TIMEOUT: Seconds = Seconds {
+    name: "CONNCTL_VAULT_TIMEOUT",
+    zero_allowed: false,
+    max: 3_600,
+    default: Duration::from_secs(30),
+};
+
 /// Every duration read from an environment variable, for the warning pass
 /// at start-up ([`env_warnings`]).
-pub const ENV_SECONDS: [Seconds; 2] = [KEYRING_TIMEOUT, CMD_TIMEOUT];
+pub const ENV_SECONDS: [Seconds; 3] = [KEYRING_TIMEOUT, CMD_TIMEOUT, VAULT_TIMEOUT];
 
 /// The most bytes a secret source (`file:`, `cmd:`, `--password-stdin`,
 /// `--password-file`, `--password-cmd`) may yield: no password, key or token
