@@ -208,42 +208,44 @@ impl From<ClientAuthArg> for ClientAuth {
 
 // ----- secret inputs -----------------------------------------------------
 
-/// How a password enters: never as a value on the command line.
+/// How a password enters: never as a value on the command line. One source;
+/// only `--password-stdin` goes with `--password-vault` (it writes the value to Vault).
 #[derive(Debug, Clone, Default, Args)]
-#[group(multiple = false)]
+#[group(multiple = true)]
 pub struct PasswordArgs {
-    /// Read the password from standard input and keep it in the OS keyring
+    /// Read the password from standard input and keep it in the OS keyring (with --password-vault: write it to Vault)
     #[arg(long)]
     pub password_stdin: bool,
     /// Take the password from this environment variable whenever it is needed
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["password_stdin", "password_file", "password_cmd", "password_vault"])]
     pub password_env: Option<String>,
     /// Read the password from this file whenever it is needed (trailing newline trimmed)
-    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["password_stdin", "password_cmd", "password_vault"])]
     pub password_file: Option<PathBuf>,
     /// Run this command whenever the password is needed; its stdout is the password
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["password_stdin", "password_vault"])]
     pub password_cmd: Option<String>,
     /// Read the password from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/partner/orders#password (?version=N pins a KV v2 version)
     #[arg(long, value_name = "REF")]
     pub password_vault: Option<String>,
 }
 
-/// How an OAuth client secret enters: never as a value on the command line.
+/// How an OAuth client secret enters: never as a value on the command line. One
+/// source; only `--client-secret-stdin` goes with `--client-secret-vault` (a write to Vault).
 #[derive(Debug, Clone, Default, Args)]
-#[group(multiple = false)]
+#[group(multiple = true)]
 pub struct ClientSecretArgs {
-    /// Read the client secret from standard input and keep it in the OS keyring
+    /// Read the client secret from standard input and keep it in the OS keyring (with --client-secret-vault: write it to Vault)
     #[arg(long)]
     pub client_secret_stdin: bool,
     /// Take the client secret from this environment variable whenever it is needed
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["client_secret_stdin", "client_secret_file", "client_secret_cmd", "client_secret_vault"])]
     pub client_secret_env: Option<String>,
     /// Read the client secret from this file whenever it is needed
-    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["client_secret_stdin", "client_secret_cmd", "client_secret_vault"])]
     pub client_secret_file: Option<PathBuf>,
     /// Run this command whenever the client secret is needed; its stdout is the secret
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["client_secret_stdin", "client_secret_vault"])]
     pub client_secret_cmd: Option<String>,
     /// Read the client secret from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/idp/connctl#client_secret
     #[arg(long, value_name = "REF")]

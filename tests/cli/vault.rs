@@ -194,6 +194,13 @@ impl Bao {
         ])
     }
 
+    /// The JSON of a KV secret as bao shows it.
+    pub fn kv_get(&self, args: &[&str]) -> Value {
+        let mut all = vec!["kv", "get", "-format=json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.bao(&all)).unwrap()
+    }
+
     /// Request entries of the audit log, as (operation, path).
     pub fn audited(&self) -> Vec<(String, String)> {
         let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
@@ -947,4 +954,265 @@ fn no_secret_or_token_in_the_argument_list() {
     );
     assert!(!all.contains("proc-Ee7") && !all.contains(ROOT_TOKEN));
     assert_eq!(received_password(&server), "proc-Ee7");
+}
+
+#[test]
+fn password_stdin_with_a_vault_reference_writes_a_new_version_keeping_the_other_fields() {
+    let bao = shared();
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/t-write/app",
+        "password=old-Yy1",
+        "user=svc",
+        "note=kept",
+    ]);
+    bao.bao(&[
+        "kv",
+        "put",
+        "kv1/t-write/app",
+        "password=old-v1",
+        "user=svc1",
+    ]);
+    let f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    let server = endpoint(&f.f);
+    f.f.store(&basic("app", &url(&server), "env:UNUSED"));
+
+    // KV v2: a new version with the other fields as they were.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/app#password",
+        ],
+        Some("new-Gg4\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_leak(&run, &["new-Gg4", ROOT_TOKEN]);
+    let secret = bao.kv_get(&["secret/t-write/app"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 2, "{secret:#}");
+    assert_eq!(secret["data"]["data"]["password"], "new-Gg4");
+    assert_eq!(secret["data"]["data"]["user"], "svc");
+    assert_eq!(secret["data"]["data"]["note"], "kept");
+    let store = f.f.env.store_text();
+    assert!(
+        store.contains("password = \"vault:secret/t-write/app#password\""),
+        "{store}"
+    );
+    assert!(!store.contains("new-Gg4"));
+    f.expect(&["connection", "test", "app"], 0);
+    assert_eq!(received_password(&server), "new-Gg4");
+
+    // Again with the same reference: the record is unchanged, Vault gets version 3.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/app#password",
+        ],
+        Some("newer-Ff5"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        bao.kv_get(&["secret/t-write/app"])["data"]["metadata"]["version"],
+        3
+    );
+    assert_eq!(
+        bao.kv_get(&["-version=2", "secret/t-write/app"])["data"]["data"]["password"],
+        "new-Gg4"
+    );
+
+    // A path that does not exist yet: created as version 1.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/fresh#password",
+        ],
+        Some("fresh-Aa2"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fresh = bao.kv_get(&["secret/t-write/fresh"]);
+    assert_eq!(fresh["data"]["metadata"]["version"], 1);
+    assert_eq!(fresh["data"]["data"]["password"], "fresh-Aa2");
+
+    // KV v1: the field merged into the others.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "kv1/t-write/app#password",
+        ],
+        Some("new-v1-Cc3"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v1 = bao.kv_get(&["kv1/t-write/app"]);
+    assert_eq!(v1["data"]["password"], "new-v1-Cc3");
+    assert_eq!(v1["data"]["user"], "svc1");
+
+    // An inbound user's password, the same way.
+    let run = f.run_stdin(
+        &[
+            "inbound-user",
+            "add",
+            "remote",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/inbound#password",
+        ],
+        Some("inbound-Dd6"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    f.expect(
+        &["connection", "edit", "app", "--inbound-user", "remote"],
+        0,
+    );
+    f.expect(&["connection", "activate", "app"], 0);
+    let run = f.run_stdin(
+        &["inbound", "check", "remote", "--password-stdin"],
+        Some("inbound-Dd6"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = f.run_stdin(
+        &["inbound", "check", "remote", "--password-stdin"],
+        Some("wrong"),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
+#[test]
+fn a_refused_command_writes_nothing_to_vault() {
+    let bao = shared();
+    bao.bao(&["kv", "put", "secret/t-refused/app", "password=before-Kk8"]);
+    let reader = bao.token_with_policy(
+        "t-refused-read",
+        "path \"secret/data/t-refused/*\" { capabilities = [\"read\"] }\n",
+        "1h",
+    );
+    let mut f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    f.f.store(&basic(
+        "app",
+        "https://partner.example.test/api",
+        "env:UNUSED",
+    ));
+    let before_store = f.f.env.store_bytes();
+    let baseline = bao.audited().len();
+    let writes = || {
+        bao.audited()
+            .into_iter()
+            .skip(baseline)
+            .filter(|(op, p)| p == "secret/data/t-refused/app" && op != "read")
+            .count()
+    };
+    let add = |extra: &[&str], code: i32| {
+        let mut args = vec!["connection", "add", "new", "--integration"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--auth",
+            "basic",
+            "--user",
+            "svc",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app#password",
+        ]);
+        let run = f.run_stdin(&args, Some("after-Mm9"));
+        assert_eq!(run.code, code, "{args:?}\n{}", run.stderr);
+        assert_no_leak(&run, &["after-Mm9", "before-Kk8"]);
+    };
+    // No such integration (3); a production http URL without --allow-http (4).
+    add(
+        &[
+            "nosuch",
+            "--env",
+            "test",
+            "--url",
+            "https://a.example.test/x",
+        ],
+        3,
+    );
+    add(
+        &[
+            "inc",
+            "--env",
+            "production",
+            "--url",
+            "http://a.example.test/x",
+        ],
+        4,
+    );
+    // A name that exists already (4).
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "add",
+            "app",
+            "--integration",
+            "inc",
+            "--env",
+            "test",
+            "--url",
+            "https://a.example.test/x",
+            "--auth",
+            "basic",
+            "--user",
+            "svc",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app#password",
+        ],
+        Some("after-Mm9"),
+    );
+    assert_ne!(run.code, 0);
+    // A pinned version cannot be written (2), and stdin is not even read.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app?version=1#password",
+        ],
+        Some("after-Mm9"),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(writes(), 0, "{:?}", bao.audited());
+    // Vault refuses the write (a read-only token): exit 5, the store keeps its old source.
+    f.set("VAULT_TOKEN", &reader);
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app#password",
+        ],
+        Some("after-Mm9"),
+    );
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("permission denied"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("\"create\", \"update\", \"read\""),
+        "{}",
+        run.stderr
+    );
+
+    let secret = bao.kv_get(&["secret/t-refused/app"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 1);
+    assert_eq!(secret["data"]["data"]["password"], "before-Kk8");
+    assert_eq!(f.f.env.store_bytes(), before_store);
 }
