@@ -65,6 +65,8 @@ pub struct StageRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
     pub stages: Vec<StageRecord>,
+    /// What the endpoint's TLS handshake showed, once it completed.
+    pub tls: Option<tls::TlsFacts>,
 }
 
 fn elapsed_ms(started: Instant) -> f64 {
