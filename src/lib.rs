@@ -1,5 +1,6 @@
 //! connctl: manage integrations and their connections.
 
+pub mod change;
 pub mod cli;
 pub mod commands;
 pub mod compare;
