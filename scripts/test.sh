@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db)
+packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db prometheus python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -15,6 +15,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# junitparser (PyPI) reads the JUnit reports of `connection test --report` in the tests.
+if ! python3 -c 'import junitparser' 2>/dev/null; then
+    echo "test.sh: installing junitparser (pip)" >&2
+    python3 -m pip install -q junitparser 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages junitparser
 fi
 
 exec dbus-run-session -- bash scripts/test-in-session.sh "$@"

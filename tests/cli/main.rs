@@ -4,6 +4,7 @@ mod completions;
 mod concurrency;
 mod demo;
 mod diff;
+mod fleet;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
