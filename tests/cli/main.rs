@@ -17,3 +17,4 @@ mod secrets;
 mod support;
 mod transaction;
 mod variables;
+mod vault;
