@@ -319,6 +319,29 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
         #[arg(add = complete::integrations())]
         name: String,
     },
+    /// Compare an integration's connections: each against the active one (or production)
+    #[command(
+        long_about = "Compare an integration's connections field by field.\n\n\
+Without --env, every connection is compared with the integration's active connection (or its \
+production connection when none is active). One --env compares that environment's connection with \
+it; two --env compare those two. Exit 0 when nothing differs unexpectedly, 1 otherwise.",
+        after_help = "Examples:\n  connctl integration diff incident-sync\n  \
+connctl integration diff incident-sync --env test --env production\n  \
+connctl integration diff incident-sync --ignore variables --live -o json"
+    )]
+    Diff(IntegrationDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IntegrationDiffArgs {
+    /// Integration name
+    #[arg(add = complete::integrations())]
+    pub name: String,
+    /// Compare this environment's connection (give it twice to compare two environments)
+    #[arg(long, value_enum, ignore_case = true)]
+    pub env: Vec<EnvArg>,
+    #[command(flatten)]
+    pub options: DiffOptions,
 }
 
 // ----- connection --------------------------------------------------------
@@ -387,6 +410,49 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     Test(ConnectionTestArgs),
     /// Send one message through a connection
     Send(ConnectionSendArgs),
+    /// Compare two connections field by field: what differs, and whether it should
+    #[command(
+        long_about = "Compare two connections field by field.\n\n\
+Each row says `same`, `differs (expected)` (where environments are meant to differ: host, names, \
+user, variable values) or `differs` (authentication, mutual TLS, certificate issuer, MID server use, \
+path, variable keys, secret source kinds, ...). Exit 0 when nothing differs unexpectedly, 1 otherwise.",
+        after_help = "Examples:\n  connctl connection diff incident-sync.test incident-sync.prod\n  \
+connctl connection diff incident-sync.test incident-sync.prod --ignore mid_server --ignore variables.table\n  \
+connctl connection diff incident-sync.test incident-sync.prod --live -o json"
+    )]
+    Diff(ConnectionDiffArgs),
+}
+
+/// What `connection diff` and `integration diff` share.
+#[derive(Debug, Clone, Args)]
+pub struct DiffOptions {
+    /// Accept a known difference: a field (endpoint.path, variables.table) or a group
+    /// (oauth, certificate, endpoint, mid_server, variables, live); repeatable
+    #[arg(long = "ignore", value_name = "FIELD")]
+    pub ignore: Vec<String>,
+    /// Also test both sides and compare what the servers showed (TLS, certificate, status)
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: seconds before a stage gives up
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        requires = "live"
+    )]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionDiffArgs {
+    /// The first connection (a)
+    #[arg(add = complete::connections())]
+    pub a: String,
+    /// The second connection (b)
+    #[arg(add = complete::connections())]
+    pub b: String,
+    #[command(flatten)]
+    pub options: DiffOptions,
 }
 
 #[derive(Debug, Args)]

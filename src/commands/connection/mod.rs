@@ -1,5 +1,6 @@
 //! `connctl connection ...`: the records; `test` and `send` in their own files.
 
+pub mod diff;
 mod send;
 mod test;
 
@@ -37,6 +38,7 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
         } => copy(ctx, &source, &new, env.into(), url, allow_http),
         ConnectionCommand::Test(args) => test::run(ctx, args),
         ConnectionCommand::Send(args) => send::run(ctx, args),
+        ConnectionCommand::Diff(args) => diff::run(ctx, args),
     }
 }
 
