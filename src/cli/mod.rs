@@ -38,6 +38,11 @@ Environment:
   CONNCTL_KEYRING          force a keyring backend: secret-service or keyutils
   CONNCTL_KEYRING_TIMEOUT  seconds before a keyring call gives up (default 5)
   CONNCTL_CMD_TIMEOUT      seconds a cmd: secret source may run (default 30)
+  VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN
+                           where Vault/OpenBao is and the token for vault: sources
+                           (override the store's [vault] table; else ~/.vault-token)
+  CONNCTL_VAULT_AUTH       Vault login method for this run: token, approle or jwt
+  CONNCTL_VAULT_TIMEOUT    seconds one Vault request may take (default 30)
   NO_COLOR                 no colors on stderr";
 
 #[derive(Debug, Parser)]
@@ -48,7 +53,7 @@ Environment:
     long_about = "connctl keeps, per integration and environment, everything needed to send messages to a \
 remote system (endpoint, Basic/OAuth 2.0/mutual-TLS authentication, MID server) and the inbound user the \
 remote system authenticates as. One connection per integration is active at a time.\n\n\
-Records live in a TOML store; secret values live in the OS keyring or come from env:/file:/cmd: \
+Records live in a TOML store; secret values live in the OS keyring or come from env:/file:/cmd:/vault: \
 sources, and are never printed.",
     after_long_help = EXIT_CODES,
     propagate_version = true,
@@ -121,6 +126,11 @@ connctl import connctl-backup.toml --dry-run\n  \
 connctl --store old/store.toml export | connctl import -")]
     Import(ImportArgs),
     /// Check the keyring backend and that every secret can be resolved
+    #[command(
+        after_help = "With vault: sources or a [vault] table, doctor also logs in to Vault and \
+shows its address, the login method and the token's time left.\n\n\
+Examples:\n  connctl doctor\n  VAULT_ADDR=https://vault.example.com:8200 connctl doctor -o json | jq .vault"
+    )]
     Doctor(DoctorArgs),
     /// Run the main job end to end on this machine, in a throwaway store
     Demo(DemoArgs),

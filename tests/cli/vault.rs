@@ -157,6 +157,22 @@ impl Bao {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// The bao CLI inside a namespace; insists on success.
+    #[track_caller]
+    pub fn bao_in(&self, namespace: &str, args: &[&str]) -> String {
+        let out = self
+            .command(args)
+            .env("VAULT_NAMESPACE", namespace)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bao {args:?} in {namespace} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// `bao <args> -` with `stdin` (a policy, a PEM).
     #[track_caller]
     fn bao_stdin(&self, args: &[&str], stdin: &str) {
@@ -1215,4 +1231,178 @@ fn a_refused_command_writes_nothing_to_vault() {
     assert_eq!(secret["data"]["metadata"]["version"], 1);
     assert_eq!(secret["data"]["data"]["password"], "before-Kk8");
     assert_eq!(f.f.env.store_bytes(), before_store);
+}
+
+#[test]
+fn a_login_token_that_would_expire_mid_run_is_renewed() {
+    let bao = shared();
+    bao.bao_stdin(
+        &["policy", "write", "t-renew", "-"],
+        "path \"secret/data/t-renew/*\" { capabilities = [\"read\"] }\n",
+    );
+    bao.bao(&[
+        "write",
+        "auth/approle/role/t-renew",
+        "token_policies=t-renew",
+        "token_ttl=3s",
+        "token_max_ttl=1h",
+    ]);
+    let role_id = bao.bao(&[
+        "read",
+        "-field=role_id",
+        "auth/approle/role/t-renew/role-id",
+    ]);
+    let secret_id = bao.bao(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/t-renew/secret-id",
+    ]);
+    let mut f = VaultFixture::new(bao, None);
+    // Each send takes a second, one at a time: the run outlives the 3 s token.
+    let server = http_server(
+        &f.f.rt,
+        std::sync::Arc::new(|_| {
+            let mut reply = crate::outbound_servers::Reply::new(200, "ok");
+            reply.delay = Some(Duration::from_millis(1000));
+            reply
+        }),
+    );
+    let mut records = String::new();
+    for i in 0..6 {
+        bao.bao(&[
+            "kv",
+            "put",
+            &format!("secret/t-renew/p{i}"),
+            &format!("password=renew-{i}"),
+        ]);
+        records.push_str(&basic(
+            &format!("c{i}"),
+            &url(&server),
+            &format!("vault:secret/t-renew/p{i}#password"),
+        ));
+    }
+    records.push_str("[vault]\nauth = \"approle\"\n\n[vault.approle]\nrole_id = \"env:ROLE\"\nsecret_id = \"env:SECRET\"\n");
+    f.f.store(&records);
+    f.set("ROLE", &role_id);
+    f.set("SECRET", &secret_id);
+    let baseline = bao.audited().len();
+    let run = f.expect(
+        &["-o", "json", "connection", "test", "--all", "--jobs", "1"],
+        0,
+    );
+    assert_eq!(run.json().as_array().unwrap().len(), 6);
+    let audited: Vec<(String, String)> = bao.audited().into_iter().skip(baseline).collect();
+    let count = |path: &str| audited.iter().filter(|(_, p)| p == path).count();
+    assert!(count("auth/token/renew-self") >= 1, "{audited:?}");
+    assert_eq!(count("auth/approle/login"), 1, "{audited:?}");
+    for i in 0..6 {
+        assert_eq!(
+            count(&format!("secret/data/t-renew/p{i}")),
+            1,
+            "{audited:?}"
+        );
+    }
+}
+
+#[test]
+fn a_namespace_from_the_environment_or_the_store() {
+    let bao = shared();
+    bao.bao(&["namespace", "create", "t-ns"]);
+    bao.bao_in("t-ns", &["secrets", "enable", "-path=team", "kv-v2"]);
+    bao.bao_in("t-ns", &["kv", "put", "team/app", "password=ns-Uu3"]);
+    let mut f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    let server = endpoint(&f.f);
+    let record = basic("app", &url(&server), "vault:team/app#password");
+    f.f.store(&record);
+    // Outside the namespace there is no such mount.
+    let run = f.expect(&["connection", "test", "app"], 5);
+    assert!(
+        run.stderr.contains("no secrets engine at team/app"),
+        "{}",
+        run.stderr
+    );
+    f.set("VAULT_NAMESPACE", "t-ns");
+    f.expect(&["connection", "test", "app"], 0);
+    assert_eq!(received_password(&server), "ns-Uu3");
+    f.unset("VAULT_NAMESPACE");
+    f.f.store(&format!("{record}[vault]\nnamespace = \"t-ns\"\n"));
+    f.expect(&["connection", "test", "app"], 0);
+}
+
+#[test]
+fn mid_server_and_oauth_profile_secrets_come_from_vault_too() {
+    let bao = shared();
+    bao.bao(&["kv", "put", "secret/t-kinds/mid", "password=mid-Ss1"]);
+    bao.bao(&["kv", "put", "secret/t-kinds/idp", "client_secret=idp-Ss2"]);
+    let f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    f.f.store("");
+    f.expect(
+        &[
+            "mid-server",
+            "add",
+            "dmz",
+            "--url",
+            "http://127.0.0.1:3128",
+            "--user",
+            "mid",
+            "--password-vault",
+            "secret/t-kinds/mid#password",
+        ],
+        0,
+    );
+    f.expect(
+        &[
+            "oauth-profile",
+            "add",
+            "idp",
+            "--token-url",
+            "https://idp.example.test/token",
+            "--client-id",
+            "connctl",
+            "--client-secret-vault",
+            "vault:secret/t-kinds/idp#client_secret",
+        ],
+        0,
+    );
+    let store = f.f.env.store_text();
+    assert!(
+        store.contains("password = \"vault:secret/t-kinds/mid#password\""),
+        "{store}"
+    );
+    assert!(
+        store.contains("client_secret = \"vault:secret/t-kinds/idp#client_secret\""),
+        "{store}"
+    );
+    // Two sources at once are refused, as before.
+    let run = f.expect(
+        &[
+            "mid-server",
+            "edit",
+            "dmz",
+            "--password-env",
+            "X",
+            "--password-vault",
+            "secret/t-kinds/mid#password",
+        ],
+        2,
+    );
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    let run = f.expect(&["-o", "json", "doctor"], 0);
+    let json = run.json();
+    let sources: Vec<(&str, bool)> = json["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["source"].as_str().unwrap(), s["ok"].as_bool().unwrap()))
+        .collect();
+    assert!(
+        sources.contains(&("vault:secret/t-kinds/mid#password", true)),
+        "{sources:?}"
+    );
+    assert!(
+        sources.contains(&("vault:secret/t-kinds/idp#client_secret", true)),
+        "{sources:?}"
+    );
+    assert_no_leak(&run, &["mid-Ss1", "idp-Ss2"]);
 }
