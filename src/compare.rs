@@ -223,7 +223,7 @@ pub struct Facts {
     pub variables: Vec<(String, String)>,
 }
 
-/// The kind of a secret source (`keyring`, `env`, `file`, `cmd`): where the
+/// The kind of a secret source (`keyring`, `env`, `file`, `cmd`, `vault`): where the
 /// value lives, never which variable, file or command.
 pub fn source_kind(source: &SecretSource) -> &'static str {
     match source {
@@ -231,6 +231,7 @@ pub fn source_kind(source: &SecretSource) -> &'static str {
         SecretSource::Env(_) => "env",
         SecretSource::File(_) => "file",
         SecretSource::Cmd(_) => "cmd",
+        SecretSource::Vault { .. } => "vault",
     }
 }
 
