@@ -88,7 +88,7 @@ fn check_connection(name: &str, c: &Connection) -> Result<()> {
                 "connection '{name}' uses basic authentication but has no password"
             ))
             .with_hint(
-                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH or --password-cmd CMD",
+                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD",
             ));
         }
         _ => {}
