@@ -3,6 +3,7 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod hostile;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
