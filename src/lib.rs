@@ -1,5 +1,6 @@
 //! connctl: manage integrations and their connections.
 
+pub mod change;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -10,3 +11,4 @@ pub mod output;
 pub mod pem;
 pub mod secrets;
 pub mod store;
+pub mod template;

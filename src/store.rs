@@ -306,20 +306,12 @@ fn remove_stale_temps(path: &Path) {
     }
 }
 
-/// Reads, changes and saves the store under the write lock. The change runs
-/// on a validated store and its result is validated again; on any error
-/// nothing is written. Returns what the change returned.
-pub fn update<T>(path: &Path, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-    let _lock = lock(path)?;
-    let mut store = load(path)?;
-    let before = store.clone();
-    let value = change(&mut store)?;
-    if store != before {
-        let text = render(&store)?;
-        remove_stale_temps(path);
-        write_atomic(path, &text)?;
-    }
-    Ok(value)
+/// Replaces the store with `text` (already rendered and validated). The
+/// caller holds the write lock ([`lock`]); temporary files a killed writer
+/// left behind are removed first. `change::commit` is the one caller.
+pub fn write_store(path: &Path, text: &str) -> Result<()> {
+    remove_stale_temps(path);
+    write_atomic(path, text)
 }
 
 #[cfg(test)]
