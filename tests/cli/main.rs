@@ -3,6 +3,7 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod fleet;
 mod hostile;
 mod inbound;
 mod outbound;
@@ -16,3 +17,4 @@ mod secrets;
 mod support;
 mod transaction;
 mod variables;
+mod vault;
