@@ -119,7 +119,12 @@ pub enum Command {
 connctl import connctl-backup.toml --dry-run\n  \
 connctl --store old/store.toml export | connctl import -")]
     Import(ImportArgs),
-    /// Check the keyring backend and that every secret can be resolved
+    /// Check the keyring backend, that every secret can be resolved, and list
+    /// keyring entries of this store that no record names
+    #[command(after_help = "Examples:\n  connctl doctor\n  \
+connctl doctor -o json | jq .orphans\n  \
+connctl doctor --fix            # asks before removing orphan keyring entries\n  \
+connctl doctor --fix --yes      # in scripts: no question")]
     Doctor(DoctorArgs),
     /// Run the main job end to end on this machine, in a throwaway store
     Demo(DemoArgs),
@@ -942,7 +947,12 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Remove keyring entries of this store that no record names (orphans a
+    /// crash or a failed delete left); asks first unless --yes
+    #[arg(long)]
+    pub fix: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {}
