@@ -9,6 +9,7 @@ pub mod model;
 pub mod outbound;
 pub mod output;
 pub mod pem;
+pub mod report;
 pub mod secrets;
 pub mod store;
 pub mod template;

@@ -141,6 +141,7 @@ pub fn password_input(args: &PasswordArgs) -> Option<SecretInput> {
         &args.password_env,
         &args.password_file,
         &args.password_cmd,
+        &args.password_vault,
     )
 }
 
@@ -150,6 +151,7 @@ pub fn client_secret_input(args: &ClientSecretArgs) -> Option<SecretInput> {
         &args.client_secret_env,
         &args.client_secret_file,
         &args.client_secret_cmd,
+        &args.client_secret_vault,
     )
 }
 
@@ -158,8 +160,11 @@ fn secret_input(
     env: &Option<String>,
     file: &Option<PathBuf>,
     cmd: &Option<String>,
+    vault: &Option<String>,
 ) -> Option<SecretInput> {
-    if stdin {
+    if let Some(reference) = vault {
+        Some(SecretInput::Vault(reference.clone()))
+    } else if stdin {
         Some(SecretInput::Stdin)
     } else if let Some(var) = env {
         Some(SecretInput::Env(var.clone()))

@@ -294,6 +294,7 @@ pub async fn execute_bounded(
             Ok(Err(e)) => Err(handshake_error(&e, &host, &seen, route)),
             Ok(Ok(s)) => Ok(s),
         };
+        trace.expiry.server_cert = seen.server_cert().map(|c| c.not_after);
         let tls_stream = trace.record(Stage::Tls, started, tls_stream, |s| {
             tls_detail(s.get_ref().1, &seen, route)
         })?;

@@ -3,6 +3,7 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod fleet;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
@@ -15,3 +16,4 @@ mod secrets;
 mod support;
 mod transaction;
 mod variables;
+mod vault;
