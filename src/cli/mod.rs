@@ -125,8 +125,7 @@ pub enum Command {
 connctl import connctl-backup.toml --dry-run\n  \
 connctl --store old/store.toml export | connctl import -")]
     Import(ImportArgs),
-    /// Check the keyring backend, that every secret can be resolved, and list
-    /// keyring entries of this store that no record names
+    /// Check the keyring, every secret and orphan keyring entries
     #[command(
         after_help = "With vault: sources or a [vault] table, doctor also logs in to Vault and \
 shows its address, the login method and the token's time left.\n\n\
