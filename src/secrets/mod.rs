@@ -671,6 +671,35 @@ pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
     fields
 }
 
+/// Every keyring entry a store names: each secret field with the keyring
+/// source, and the OAuth token caches (`token` under each profile,
+/// `token:<connection>` under the profile each connection uses). An entry
+/// under this store's id that is not in this list is an orphan; an entry that
+/// leaves this list in a change is deleted by the change.
+pub fn named_entries(store: &Store) -> Vec<SecretRef> {
+    let id = store.store_id.as_str();
+    let mut named: Vec<SecretRef> = secret_fields(store)
+        .into_iter()
+        .filter(|(_, source)| *source == SecretSource::Keyring)
+        .map(|(at, _)| at)
+        .collect();
+    for name in store.oauth_profile.keys() {
+        named.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
+    }
+    for (name, c) in &store.connection {
+        if let Some(profile) = &c.oauth_profile {
+            let field = format!("token:{name}");
+            named.push(SecretRef::new(
+                id,
+                RecordKind::OauthProfile,
+                profile,
+                &field,
+            ));
+        }
+    }
+    named
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
