@@ -5,6 +5,7 @@ mod concurrency;
 mod demo;
 mod diff;
 mod fleet;
+mod hostile;
 mod hostile_input;
 mod inbound;
 mod outbound;
