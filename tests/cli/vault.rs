@@ -1310,6 +1310,26 @@ fn a_login_token_that_would_expire_mid_run_is_renewed() {
             "{audited:?}"
         );
     }
+
+    // A renewable token from VAULT_TOKEN is renewed the same way.
+    let short = bao.token_with_policy(
+        "t-renew",
+        "path \"secret/data/t-renew/*\" { capabilities = [\"read\"] }\n",
+        "3s",
+    );
+    f.set("CONNCTL_VAULT_AUTH", "token");
+    f.set("VAULT_TOKEN", &short);
+    let baseline = bao.audited().len();
+    f.expect(
+        &["-o", "json", "connection", "test", "--all", "--jobs", "1"],
+        0,
+    );
+    let audited: Vec<(String, String)> = bao.audited().into_iter().skip(baseline).collect();
+    let renewed = audited
+        .iter()
+        .filter(|(_, p)| p == "auth/token/renew-self")
+        .count();
+    assert!(renewed >= 1, "{audited:?}");
 }
 
 #[test]
