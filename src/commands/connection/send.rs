@@ -1,6 +1,6 @@
 //! `connctl connection send`: one message through a connection.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Read;
 
 use bytes::Bytes;
 use http::Method;
@@ -43,19 +43,14 @@ fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -
         "connection '{name}' is a production connection: not sent without confirmation"
     ))
     .with_hint("confirm on a terminal, or pass --yes");
-    if stdin_busy || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if stdin_busy {
         return Err(declined);
     }
-    eprint!("Send {what} through production connection '{name}'? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| Error::invalid("cannot read the answer").with_source(&e))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(declined)
+    match ctx.out.confirm(&format!(
+        "Send {what} through production connection '{name}'?"
+    ))? {
+        Some(true) => Ok(()),
+        Some(false) | None => Err(declined),
     }
 }
 
