@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod inbound;
+pub mod journal;
 pub mod model;
 pub mod outbound;
 pub mod output;

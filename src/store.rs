@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::journal::{self, Change};
 use crate::model::{RuleViolation, STORE_VERSION, Store};
 
 /// The store path: `--store` / `CONNCTL_STORE` (both arrive as `explicit`),
@@ -310,14 +311,73 @@ fn remove_stale_temps(path: &Path) {
 /// on a validated store and its result is validated again; on any error
 /// nothing is written. Returns what the change returned.
 pub fn update<T>(path: &Path, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    transact(path, |store| Ok((change(store)?, Vec::new())), |_| Ok(()))
+}
+
+/// The store's text on disk, or None when there is no store file yet.
+pub fn read_text(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
+        }
+    }
+}
+
+/// One committed change, in this order, all under the store's lock:
+/// load and validate; run `change` (it edits the store and may name records
+/// it touched beyond what the store shows, e.g. a rotated keyring secret);
+/// validate and render the result; append the journal entry and fsync it;
+/// run `before_rename` (keyring writes); rename the new store into place.
+/// A failure before the rename takes the journal entry back and writes
+/// nothing; a crash before it leaves an entry the journal's readers and the
+/// next writer recognise as not landed (see `journal`). Nothing is written,
+/// journal included, when the store is unchanged and `change` named nothing.
+pub fn transact<T>(
+    path: &Path,
+    change: impl FnOnce(&mut Store) -> Result<(T, Vec<Change>)>,
+    before_rename: impl FnOnce(&Store) -> Result<()>,
+) -> Result<T> {
     let _lock = lock(path)?;
-    let mut store = load(path)?;
+    let text_before = read_text(path)?;
+    let mut store = match &text_before {
+        Some(text) => parse(path, text)?,
+        None => Store::new(),
+    };
     let before = store.clone();
-    let value = change(&mut store)?;
-    if store != before {
-        let text = render(&store)?;
-        remove_stale_temps(path);
-        write_atomic(path, &text)?;
+    let (value, extra) = change(&mut store)?;
+    let changed = store != before;
+    if !changed && extra.is_empty() {
+        return Ok(value);
+    }
+    let text = if changed { Some(render(&store)?) } else { None };
+    remove_stale_temps(path);
+    let current = text_before.as_deref().map(journal::digest);
+    let after = match &text {
+        Some(t) => Some(journal::digest(t)),
+        None => current.clone(),
+    };
+    let mut changes = journal::diff(&before, &store);
+    changes.extend(extra);
+    let origin = journal::Origin::current();
+    let entry = journal::Entry {
+        time: crate::model::now_rfc3339(),
+        user: origin.user,
+        host: origin.host,
+        command: origin.command,
+        store_before: current.clone(),
+        store_after: after,
+        changes,
+    };
+    let appended = journal::append(path, current.as_deref(), &entry)?;
+    let committed = before_rename(&store).and_then(|()| match &text {
+        Some(text) => write_atomic(path, text),
+        None => Ok(()),
+    });
+    if let Err(e) = committed {
+        appended.undo();
+        return Err(e);
     }
     Ok(value)
 }

@@ -129,6 +129,20 @@ source <(connctl completions bash)\n  \
 connctl completions zsh > ~/.zfunc/_connctl\n  \
 connctl completions fish > ~/.config/fish/completions/connctl.fish")]
     Completions(CompletionsArgs),
+    /// Show the change journal: who changed which record, when, with what command
+    #[command(
+        long_about = "Show the change journal, newest first: every committed change to the store, with \
+its time (UTC), OS user, host, the command (secret values never appear), and each record it touched \
+(added, edited with the fields, removed, activated, deactivated, rotated, restored). Activations \
+name the integration, the environment and the connection that was active before.\n\n\
+The journal is the file beside the store named after it with .journal appended (one JSON object \
+per line, readable with jq).",
+        after_help = "Examples:\n  connctl history\n  \
+connctl history --integration incident-sync --since 7d\n  \
+connctl history --connection incident-sync.prod --limit 5\n  \
+connctl history --since 2026-12-01T08:00:00Z -o json | jq '.[] | select(.action == \"activated\")'"
+    )]
+    History(HistoryArgs),
 }
 
 // ----- value enums -------------------------------------------------------
@@ -309,6 +323,25 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
         /// Integration name
         #[arg(add = complete::integrations())]
         name: String,
+    },
+    /// Undo the integration's last activation change, as the journal recorded it
+    #[command(
+        long_about = "Undo the integration's most recent activation change: re-activate the connection \
+that was active before it, or deactivate the integration if none was. The rollback is journaled \
+like any activation, so a second rollback returns to where the first one started.\n\n\
+--to CONNECTION activates a connection the journal shows was active for the integration before. \
+A production connection needs a confirmation on the terminal, or --yes.",
+        after_help = "Examples:\n  connctl integration rollback incident-sync\n  \
+connctl integration rollback incident-sync --to incident-sync.test\n  \
+connctl history --integration incident-sync --limit 4"
+    )]
+    Rollback {
+        /// Integration name
+        #[arg(add = complete::integrations())]
+        name: String,
+        /// Activate this connection, which the journal shows active for the integration before
+        #[arg(long, value_name = "CONNECTION", add = complete::integration_connections())]
+        to: Option<String>,
     },
 }
 
@@ -936,6 +969,24 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// ----- history --------------------------------------------------------
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only changes of this integration and its connections
+    #[arg(long, add = complete::integrations())]
+    pub integration: Option<String>,
+    /// Only changes of this connection (and activations that replaced it)
+    #[arg(long, add = complete::connections())]
+    pub connection: Option<String>,
+    /// Only changes since this long ago (90s, 30m, 12h, 7d, 2w) or this time (RFC 3339)
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// At most this many rows (one per record touched), the newest
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 #[cfg(test)]

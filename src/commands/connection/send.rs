@@ -1,6 +1,6 @@
 //! `connctl connection send`: one message through a connection.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Read;
 
 use bytes::Bytes;
 use http::Method;
@@ -34,27 +34,16 @@ fn read_body(data: &Option<String>) -> Result<Bytes> {
 
 /// A yes on the terminal, or `--yes`; otherwise exit 4 and nothing is sent.
 fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -> Result<()> {
-    if ctx.yes {
-        return Ok(());
-    }
     let declined = Error::invalid(format!(
         "connection '{name}' is a production connection: not sent without confirmation"
     ))
     .with_hint("confirm on a terminal, or pass --yes");
-    if stdin_busy || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(declined);
-    }
-    eprint!("Send {what} through production connection '{name}'? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| Error::invalid("cannot read the answer").with_source(&e))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(declined)
-    }
+    crate::commands::confirm(
+        ctx,
+        &format!("Send {what} through production connection '{name}'?"),
+        declined,
+        stdin_busy,
+    )
 }
 
 pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
