@@ -11,3 +11,4 @@ pub mod output;
 pub mod pem;
 pub mod secrets;
 pub mod store;
+pub mod template;

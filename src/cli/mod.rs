@@ -599,13 +599,23 @@ pub struct ConnectionTestArgs {
     /// Skip server certificate verification (test only; says what it skips)
     #[arg(long)]
     pub insecure: bool,
+    /// Use VALUE for {{KEY}} in --path in this test only (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  connctl connection send incident-sync.test -X POST -d @event.json\n  \
 connctl connection send --integration incident-sync -X POST -d @- < event.json\n  \
-connctl connection send incident-sync.prod --path /123 -H 'Accept: application/json' --yes"
+connctl connection send incident-sync.prod --path /123 -H 'Accept: application/json' --yes\n\n\
+Variables: {{NAME}} in --path, -H values and the body is the connection's variable NAME\n\
+(`connection edit C --var NAME=VALUE`), or --var NAME=VALUE for this send; built-ins\n\
+{{connection}}, {{integration}}, {{environment}}; {{{{ writes a literal {{. The same message\n\
+file then works against every environment:\n  \
+connctl connection send --integration incident-sync --path '/{{table}}' -d @event.json\n  \
+connctl connection send incident-sync.test -d @event.json --var table=problem\n  \
+connctl connection send incident-sync.test -d @template.json --raw-body"
 )]
 pub struct ConnectionSendArgs {
     #[command(flatten)]
@@ -634,6 +644,12 @@ pub struct ConnectionSendArgs {
     /// Print the response status line and headers before the body
     #[arg(short = 'i', long)]
     pub include: bool,
+    /// Use VALUE for {{KEY}} in this send only, over the connection's variable (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Send the body exactly as given: no {{variables}} filled in it
+    #[arg(long)]
+    pub raw_body: bool,
 }
 
 // ----- oauth-profile -----------------------------------------------------

@@ -6,10 +6,11 @@ use std::time::Duration;
 use http::Method;
 
 use crate::cli::ConnectionTarget;
-use crate::commands::{Context, not_found};
+use crate::commands::{Context, not_found, parse_var};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Connection, Environment, RecordKind, Store};
-use crate::outbound::{Outcome, Trace};
+use crate::outbound::{Outcome, Target, Trace};
+use crate::template::Variables;
 
 pub fn runtime(multi: bool) -> Result<tokio::runtime::Runtime> {
     let mut builder = if multi {
@@ -142,4 +143,22 @@ pub fn warn_insecure(ctx: &Context) {
         "--insecure: the server certificate is NOT verified (issuer, expiry, host name). \
          Anyone between here and the server could be answering; this test proves nothing about trust.",
     );
+}
+
+/// The variables of a test or send: the connection's, with `--var` overrides.
+pub fn variables(target: &Target, vars: &[String]) -> Result<Variables> {
+    let overrides = vars
+        .iter()
+        .map(|v| parse_var(v))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Variables::for_connection(
+        &target.name,
+        &target.connection,
+        &overrides,
+    ))
+}
+
+/// `--path` with its variables filled in.
+pub fn render_path(vars: &Variables, path: Option<&str>) -> Result<Option<String>> {
+    path.map(|p| vars.render_text("--path", p)).transpose()
 }

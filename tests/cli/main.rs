@@ -12,3 +12,4 @@ mod records_profiles;
 mod records_store;
 mod secrets;
 mod support;
+mod variables;

@@ -7,7 +7,9 @@ use http::Method;
 
 use crate::cli::ConnectionSendArgs;
 use crate::commands::Context;
-use crate::commands::outbound::{method, outcome_error, pick, runtime, timeout, total_ms};
+use crate::commands::outbound::{
+    method, outcome_error, pick, render_path, runtime, timeout, total_ms, variables,
+};
 use crate::error::{Error, Result};
 use crate::model::Environment;
 use crate::outbound::{self, Outbound, RequestSpec, Target, transport};
@@ -52,7 +54,16 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     let target = Target::from_store(&store, &name)?;
     let conn = &target.connection;
 
+    // Variables are filled in before anything is resolved or sent: an unknown
+    // one is exit 4 with nothing sent.
+    let vars = variables(&target, &args.vars)?;
+    let path = render_path(&vars, args.path.as_deref())?;
     let body = read_body(&args.data)?;
+    let body = if args.raw_body {
+        body
+    } else {
+        Bytes::from(vars.render("the body", &body)?)
+    };
     let method = match &args.method {
         Some(m) => method(m)?,
         None if args.data.is_some() => Method::POST,
@@ -60,11 +71,18 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     };
     let mut headers = Vec::new();
     for h in &args.headers {
-        headers.push(outbound::parse_header(h)?);
+        let text = match h.split_once(':') {
+            Some((name, value)) => format!(
+                "{name}:{}",
+                vars.render_text(&format!("header '{}'", name.trim()), value)?
+            ),
+            None => h.clone(),
+        };
+        headers.push(outbound::parse_header(&text)?);
     }
     let spec = RequestSpec {
         method: method.clone(),
-        path: args.path.clone(),
+        path,
         headers,
         body,
         // Without one, a body goes as application/json (`Outbound::http_request`).

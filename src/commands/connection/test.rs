@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use crate::cli::ConnectionTestArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick, runtime, stage_rows, timeout, total_ms, warn_insecure,
+    method, outcome_error, pick, render_path, runtime, stage_rows, timeout, total_ms, variables,
+    warn_insecure,
 };
 use crate::error::{Error, Result};
 use crate::outbound::{self, Outbound, Outcome, RequestSpec, Stage, Target, transport};
@@ -37,6 +38,10 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     if !args.all {
         let name = pick(&store, &args.target)?;
         let target = Target::from_store(&store, &name)?;
+        let spec = RequestSpec {
+            path: render_path(&variables(&target, &args.vars)?, args.path.as_deref())?,
+            ..spec
+        };
         let auth = target.connection.authentication;
         let client = Outbound::new();
         let mut outcome = runtime(false)?.block_on(client.exchange(&target, &spec));
@@ -83,7 +88,11 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     }
     let mut targets = Vec::new();
     for name in &names {
-        targets.push(Target::from_store(&store, name)?);
+        let target = Target::from_store(&store, name)?;
+        // Each connection fills --path with its own variables; one that lacks
+        // a variable stops the run before anything is sent.
+        let path = render_path(&variables(&target, &args.vars)?, args.path.as_deref())?;
+        targets.push((target, path));
     }
     let outcomes = test_many(ctx, targets, spec, args.jobs as usize, &accept)?;
 
@@ -149,7 +158,7 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
 /// Tests connections concurrently (at most `jobs` at once), in store order.
 fn test_many(
     ctx: &Context,
-    targets: Vec<Target>,
+    targets: Vec<(Target, Option<String>)>,
     spec: RequestSpec,
     jobs: usize,
     accept: &(dyn Fn(u16) -> bool + Sync),
@@ -157,14 +166,16 @@ fn test_many(
     let total = targets.len();
     let progress = std::io::stderr().is_terminal() && !ctx.out.quiet;
     let client = Arc::new(Outbound::new());
-    let spec = Arc::new(spec);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let rt = runtime(true)?;
     let mut outcomes = rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
-        for (index, target) in targets.into_iter().enumerate() {
+        for (index, (target, path)) in targets.into_iter().enumerate() {
             let client = client.clone();
-            let spec = spec.clone();
+            let spec = RequestSpec {
+                path,
+                ..spec.clone()
+            };
             let semaphore = semaphore.clone();
             set.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
