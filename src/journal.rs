@@ -102,6 +102,12 @@ impl Change {
         }
     }
 
+    /// An activation of the connection that was active already: no change of
+    /// which connection is active (rollback looks past it).
+    pub fn is_reactivation(&self) -> bool {
+        self.action == Action::Activated && self.previous.as_deref() == Some(self.name.as_str())
+    }
+
     pub fn with_fields(mut self, fields: Vec<String>) -> Self {
         self.fields = fields;
         self
@@ -377,7 +383,14 @@ fn activations(before: &Store, after: &Store) -> Vec<Change> {
             .connection
             .get(name)
             .is_some_and(|o| o.active && o.integration == c.integration);
-        if c.active && !was {
+        // Activating the active connection again stamps `last_activated`:
+        // journaled as an activation whose previous is itself.
+        let again = was
+            && before
+                .connection
+                .get(name)
+                .is_some_and(|o| o.last_activated != c.last_activated);
+        if c.active && (!was || again) {
             let previous = before
                 .active_connection_of(&c.integration)
                 .map(str::to_string);
@@ -527,7 +540,8 @@ fn last_line(file: &mut File, len: u64) -> std::io::Result<(u64, Vec<u8>)> {
 }
 
 /// The most recent entry that changed which connection of `integration` is
-/// active, and the connection active before it (None: none was).
+/// active, and the connection active before it (None: none was). Activating
+/// the active connection again is no such change.
 pub fn last_activation_change<'a>(
     entries: &'a [(usize, Entry)],
     integration: &str,
@@ -536,7 +550,11 @@ pub fn last_activation_change<'a>(
         entry
             .changes
             .iter()
-            .find(|c| c.action.is_activation() && c.integration.as_deref() == Some(integration))
+            .find(|c| {
+                c.action.is_activation()
+                    && c.integration.as_deref() == Some(integration)
+                    && !c.is_reactivation()
+            })
             .map(|c| (entry, c.previous.as_deref()))
     })
 }

@@ -359,6 +359,12 @@ pub fn transact<T>(
         None => current.clone(),
     };
     let mut changes = journal::diff(&before, &store);
+    // A row the change named (a rotation) says more than the edit it implies.
+    changes.retain(|c| {
+        !extra.iter().any(|x| {
+            x.kind == c.kind && x.name == c.name && c.fields.iter().all(|f| x.fields.contains(f))
+        })
+    });
     changes.extend(extra);
     let origin = journal::Origin::current();
     let entry = journal::Entry {

@@ -411,6 +411,19 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     Test(ConnectionTestArgs),
     /// Send one message through a connection
     Send(ConnectionSendArgs),
+    /// Replace the connection's password, after its staged test passed with the new one
+    #[command(
+        long_about = "Replace the connection's password (Basic, or the resource owner of an OAuth password \
+grant) only after the connection's full staged test passed with the new value. If the test fails, \
+nothing changes and the exit code is the test's. The replaced value is kept in the keyring \
+(<field>.previous): --restore brings it back, tested the same way. The rotation is journaled \
+(never the value).",
+        after_help = "Examples:\n  printf '%s' \"$NEW_PW\" | connctl connection rotate incident-sync.prod --password-stdin\n  \
+connctl connection rotate incident-sync.prod --password-env NEW_PW\n  \
+connctl connection rotate incident-sync.prod --restore\n  \
+connctl connection rotate incident-sync.test --password-stdin --no-test < pw.txt"
+    )]
+    Rotate(ConnectionRotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -681,6 +694,18 @@ pub enum OauthProfileCommand {
     },
     /// Fetch (or reuse the cached) access token and show its expiry and scopes
     Token(OauthTokenArgs),
+    /// Replace the client secret, after every active connection using it passed its test with the new one
+    #[command(
+        long_about = "Replace the profile's client secret only after the staged test of every active \
+connection that uses the profile (or of --connection) passed with the new value, with a fresh token \
+fetched for the test (the token cache is neither read nor written). If a test fails, nothing changes \
+and the exit code is the test's. The replaced value is kept in the keyring (client_secret.previous): \
+--restore brings it back, tested the same way.",
+        after_help = "Examples:\n  printf '%s' \"$NEW_SECRET\" | connctl oauth-profile rotate corp-idp --client-secret-stdin\n  \
+connctl oauth-profile rotate corp-idp --client-secret-cmd 'vault kv get -field=secret kv/idp' --connection incident-sync.test\n  \
+connctl oauth-profile rotate corp-idp --restore"
+    )]
+    Rotate(OauthProfileRotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -834,6 +859,17 @@ pub enum MidServerCommand {
         #[arg(add = complete::mid_servers())]
         name: String,
     },
+    /// Replace the proxy password, after every active connection through it passed its test with the new one
+    #[command(
+        long_about = "Replace the MID server's proxy password only after the staged test of every active \
+connection that goes through it (or of --connection) passed with the new value. If a test fails, \
+nothing changes and the exit code is the test's. The replaced value is kept in the keyring \
+(password.previous): --restore brings it back, tested the same way.",
+        after_help = "Examples:\n  printf '%s' \"$NEW_PW\" | connctl mid-server rotate dmz-mid --password-stdin\n  \
+connctl mid-server rotate dmz-mid --password-env NEW_MID_PW --connection incident-sync.prod\n  \
+connctl mid-server rotate dmz-mid --restore"
+    )]
+    Rotate(MidServerRotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -985,6 +1021,61 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// ----- rotate ---------------------------------------------------------
+
+/// What every `rotate` takes besides the new value.
+#[derive(Debug, Args)]
+pub struct RotateOptions {
+    /// Bring back the value the last rotation replaced (tested first, like a new one)
+    #[arg(long)]
+    pub restore: bool,
+    /// Commit the new value without testing it (a warning says what that risks)
+    #[arg(long)]
+    pub no_test: bool,
+    /// Seconds before a stage of the test gives up
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionRotateArgs {
+    /// Connection name
+    #[arg(add = complete::connections())]
+    pub name: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    #[command(flatten)]
+    pub options: RotateOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct OauthProfileRotateArgs {
+    /// Profile name
+    #[arg(add = complete::oauth_profiles())]
+    pub name: String,
+    #[command(flatten)]
+    pub client_secret: ClientSecretArgs,
+    /// Test through this connection only (default: every active connection using the profile)
+    #[arg(long, add = complete::connections())]
+    pub connection: Option<String>,
+    #[command(flatten)]
+    pub options: RotateOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct MidServerRotateArgs {
+    /// MID server name
+    #[arg(add = complete::mid_servers())]
+    pub name: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Test through this connection only (default: every active connection through the MID server)
+    #[arg(long, add = complete::connections())]
+    pub connection: Option<String>,
+    #[command(flatten)]
+    pub options: RotateOptions,
 }
 
 // ----- history --------------------------------------------------------

@@ -24,6 +24,7 @@ pub mod mid_server;
 pub mod oauth_profile;
 pub mod outbound;
 pub mod protocol_profile;
+pub mod rotate;
 pub mod transfer;
 
 /// What every command gets: the store path and the printer with the global flags.
@@ -45,6 +46,18 @@ impl Context {
         self.out
             .debug(1, &format!("store (write): {}", self.store_path.display()));
         crate::store::update(&self.store_path, change)
+    }
+
+    /// `store::transact`: a change that also names records it touched beyond
+    /// the store (a rotated secret) and has keyring writes before the rename.
+    pub fn transact<T>(
+        &self,
+        change: impl FnOnce(&mut Store) -> Result<(T, Vec<crate::journal::Change>)>,
+        before_rename: impl FnOnce(&Store) -> Result<()>,
+    ) -> Result<T> {
+        self.out
+            .debug(1, &format!("store (write): {}", self.store_path.display()));
+        crate::store::transact(&self.store_path, change, before_rename)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::model::{RecordKind, SecretSource, Store};
 
 mod keyring;
 pub use keyring::*;
+pub mod previous;
 
 /// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
 /// cannot reach a log or an error message by accident; `expose` is the one

@@ -3,6 +3,7 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod history;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
