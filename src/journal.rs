@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::change::{Action as TouchedAction, ChangeRecord, CommitHook};
 use crate::error::{Error, Result};
 use crate::model::{RecordKind, Store};
 
@@ -291,30 +292,52 @@ fn scrub_header(text: &str) -> String {
     }
 }
 
-/// The records a change from `before` to `after` touched, in a stable order:
-/// by kind, removals, additions and edits by name; then activations.
-pub fn diff(before: &Store, after: &Store) -> Vec<Change> {
+/// The rows of a change, in a stable order: the records it added, edited
+/// (with the fields) and removed, by kind and name, then its activations;
+/// `notes` (rows a command gave, e.g. `rotated`) replace the edit rows they cover.
+pub fn rows(change: &ChangeRecord<'_>, notes: &[Change]) -> Vec<Change> {
     let mut out = Vec::new();
-    for kind in RecordKind::ALL {
-        let old = records(before, kind);
-        let new = records(after, kind);
-        for name in old.keys().filter(|n| !new.contains_key(*n)) {
-            out.push(placed(before, Change::new(kind, name, Action::Removed)));
+    for touched in change.touched {
+        let action = match touched.action {
+            TouchedAction::Added => Action::Added,
+            TouchedAction::Removed => Action::Removed,
+            TouchedAction::Changed => Action::Edited,
+        };
+        // Activity is journaled as activations; a kept previous value is
+        // part of the rotation that wrote it.
+        let fields: Vec<String> = touched
+            .fields
+            .iter()
+            .filter(|f| !matches!(f.as_str(), "active" | "last_activated"))
+            .filter(|f| !f.ends_with(".previous"))
+            .cloned()
+            .collect();
+        if action == Action::Edited && fields.is_empty() {
+            continue;
         }
-        for (name, fields) in &new {
-            match old.get(name) {
-                None => out.push(placed(after, Change::new(kind, name, Action::Added))),
-                Some(was) => {
-                    let changed = changed_fields(was, fields);
-                    if !changed.is_empty() {
-                        let change = Change::new(kind, name, Action::Edited).with_fields(changed);
-                        out.push(placed(after, change));
-                    }
-                }
-            }
+        let fields = if action == Action::Edited {
+            fields
+        } else {
+            Vec::new()
+        };
+        let store = if action == Action::Removed {
+            change.before
+        } else {
+            change.after
+        };
+        let row = Change::new(touched.kind, &touched.name, action).with_fields(fields);
+        let covered = notes.iter().any(|n| {
+            n.kind == row.kind
+                && n.name == row.name
+                && row.fields.iter().all(|f| n.fields.contains(f))
+        });
+        if action == Action::Edited && covered {
+            continue;
         }
+        out.push(placed(store, row));
     }
-    out.extend(activations(before, after));
+    out.extend(activations(change.before, change.after));
+    out.extend(notes.iter().cloned());
     out
 }
 
@@ -328,42 +351,6 @@ fn placed(store: &Store, mut change: Change) -> Change {
         change.environment = Some(c.environment.to_string());
     }
     change
-}
-
-/// A kind's records as JSON objects by name.
-fn records(store: &Store, kind: RecordKind) -> std::collections::BTreeMap<String, Value> {
-    fn each<R: Serialize>(
-        map: &std::collections::BTreeMap<String, R>,
-    ) -> std::collections::BTreeMap<String, Value> {
-        map.iter()
-            .map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or(Value::Null)))
-            .collect()
-    }
-    match kind {
-        RecordKind::Integration => each(&store.integration),
-        RecordKind::Connection => each(&store.connection),
-        RecordKind::OauthProfile => each(&store.oauth_profile),
-        RecordKind::ProtocolProfile => each(&store.protocol_profile),
-        RecordKind::MidServer => each(&store.mid_server),
-        RecordKind::InboundUser => each(&store.inbound_user),
-    }
-}
-
-/// Field names whose values differ; activity (`active`, `last_activated`)
-/// is journaled as activations instead.
-fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
-    let empty = serde_json::Map::new();
-    let old = before.as_object().unwrap_or(&empty);
-    let new = after.as_object().unwrap_or(&empty);
-    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter(|n| !matches!(n.as_str(), "active" | "last_activated"))
-        .filter(|n| old.get(*n) != new.get(*n))
-        .cloned()
-        .collect()
 }
 
 fn activations(before: &Store, after: &Store) -> Vec<Change> {
@@ -535,6 +522,68 @@ fn last_line(file: &mut File, len: u64) -> std::io::Result<(u64, Vec<u8>)> {
         }
         if pos == 0 {
             return Ok((0, tail));
+        }
+    }
+}
+
+/// Journals every commit it is handed to (`change::commit`'s hook): appends
+/// the entry in `prepare`, before any keyring write or the rename, and takes
+/// it back when the commit is aborted.
+pub struct JournalHook {
+    origin: Origin,
+    notes: Vec<Change>,
+    appended: std::sync::Mutex<Option<Appended>>,
+}
+
+impl JournalHook {
+    pub fn new(origin: Origin, notes: Vec<Change>) -> Self {
+        JournalHook {
+            origin,
+            notes,
+            appended: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl CommitHook for JournalHook {
+    fn prepare(&self, change: &ChangeRecord<'_>) -> Result<()> {
+        let rows = rows(change, &self.notes);
+        if rows.is_empty() && change.text.is_none() {
+            return Ok(());
+        }
+        // Under the store's lock: the file is the one the change started from.
+        let current = crate::store::read_text(change.store_path)?
+            .as_deref()
+            .map(digest);
+        let after = change.text.map(digest).or_else(|| current.clone());
+        let entry = Entry {
+            time: crate::model::now_rfc3339(),
+            user: self.origin.user.clone(),
+            host: self.origin.host.clone(),
+            command: self.origin.command.clone(),
+            store_before: current.clone(),
+            store_after: after,
+            changes: rows,
+        };
+        let appended = append(change.store_path, current.as_deref(), &entry)?;
+        if let Ok(mut slot) = self.appended.lock() {
+            *slot = Some(appended);
+        }
+        Ok(())
+    }
+
+    fn committed(&self, _change: &ChangeRecord<'_>) -> Vec<String> {
+        if let Ok(mut slot) = self.appended.lock() {
+            slot.take();
+        }
+        Vec::new()
+    }
+
+    fn aborted(&self, _change: &ChangeRecord<'_>) {
+        if let Ok(mut slot) = self.appended.lock()
+            && let Some(appended) = slot.take()
+        {
+            appended.undo();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! connctl: manage integrations and their connections.
 
+pub mod change;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod model;
 pub mod outbound;
 pub mod output;
 pub mod pem;
+pub mod report;
 pub mod secrets;
 pub mod store;
 pub mod template;

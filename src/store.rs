@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::journal::{self, Change};
 use crate::model::{RuleViolation, STORE_VERSION, Store};
 
 /// The store path: `--store` / `CONNCTL_STORE` (both arrive as `explicit`),
@@ -28,14 +27,21 @@ pub fn resolve_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
 
 /// Loads the store for reading. A missing file is an empty store (not yet
 /// written). Readers take no lock: saves replace the file atomically.
+///
+/// The store's `[vault]` table is remembered for the Vault sources read later
+/// in this process (`secrets::vault`).
 pub fn load(path: &Path) -> Result<Store> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse(path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::new()),
+    let store = match fs::read_to_string(path) {
+        Ok(text) => parse(path, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::new(),
         Err(e) => {
-            Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
+            return Err(
+                Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e),
+            );
         }
-    }
+    };
+    crate::secrets::vault::use_store_settings(store.vault.as_ref());
+    Ok(store)
 }
 
 /// Parses and validates store text; errors carry `path:line:column`.
@@ -307,11 +313,12 @@ fn remove_stale_temps(path: &Path) {
     }
 }
 
-/// Reads, changes and saves the store under the write lock. The change runs
-/// on a validated store and its result is validated again; on any error
-/// nothing is written. Returns what the change returned.
-pub fn update<T>(path: &Path, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-    transact(path, |store| Ok((change(store)?, Vec::new())), |_| Ok(()))
+/// Replaces the store with `text` (already rendered and validated). The
+/// caller holds the write lock ([`lock`]); temporary files a killed writer
+/// left behind are removed first. `change::commit` is the one caller.
+pub fn write_store(path: &Path, text: &str) -> Result<()> {
+    remove_stale_temps(path);
+    write_atomic(path, text)
 }
 
 /// The store's text on disk, or None when there is no store file yet.
@@ -323,69 +330,6 @@ pub fn read_text(path: &Path) -> Result<Option<String>> {
             Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
         }
     }
-}
-
-/// One committed change, in this order, all under the store's lock:
-/// load and validate; run `change` (it edits the store and may name records
-/// it touched beyond what the store shows, e.g. a rotated keyring secret);
-/// validate and render the result; append the journal entry and fsync it;
-/// run `before_rename` (keyring writes); rename the new store into place.
-/// A failure before the rename takes the journal entry back and writes
-/// nothing; a crash before it leaves an entry the journal's readers and the
-/// next writer recognise as not landed (see `journal`). Nothing is written,
-/// journal included, when the store is unchanged and `change` named nothing.
-pub fn transact<T>(
-    path: &Path,
-    change: impl FnOnce(&mut Store) -> Result<(T, Vec<Change>)>,
-    before_rename: impl FnOnce(&Store) -> Result<()>,
-) -> Result<T> {
-    let _lock = lock(path)?;
-    let text_before = read_text(path)?;
-    let mut store = match &text_before {
-        Some(text) => parse(path, text)?,
-        None => Store::new(),
-    };
-    let before = store.clone();
-    let (value, extra) = change(&mut store)?;
-    let changed = store != before;
-    if !changed && extra.is_empty() {
-        return Ok(value);
-    }
-    let text = if changed { Some(render(&store)?) } else { None };
-    remove_stale_temps(path);
-    let current = text_before.as_deref().map(journal::digest);
-    let after = match &text {
-        Some(t) => Some(journal::digest(t)),
-        None => current.clone(),
-    };
-    let mut changes = journal::diff(&before, &store);
-    // A row the change named (a rotation) says more than the edit it implies.
-    changes.retain(|c| {
-        !extra.iter().any(|x| {
-            x.kind == c.kind && x.name == c.name && c.fields.iter().all(|f| x.fields.contains(f))
-        })
-    });
-    changes.extend(extra);
-    let origin = journal::Origin::current();
-    let entry = journal::Entry {
-        time: crate::model::now_rfc3339(),
-        user: origin.user,
-        host: origin.host,
-        command: origin.command,
-        store_before: current.clone(),
-        store_after: after,
-        changes,
-    };
-    let appended = journal::append(path, current.as_deref(), &entry)?;
-    let committed = before_rename(&store).and_then(|()| match &text {
-        Some(text) => write_atomic(path, text),
-        None => Ok(()),
-    });
-    if let Err(e) = committed {
-        appended.undo();
-        return Err(e);
-    }
-    Ok(value)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ Exit codes:
   6  network: DNS, connect, MID server, timeout
   7  TLS: handshake, certificate verification, client certificate
   8  authentication: 401/403 from the endpoint, 407 from the MID server, OAuth token refused
+  9  renew: `connection test` passed, but a certificate expires within --warn-days (RENEW)
 
 Environment:
   CONNCTL_STORE            the store file (default: <config dir>/connctl/store.toml)
@@ -237,6 +238,9 @@ pub struct PasswordArgs {
     /// Run this command whenever the password is needed; its stdout is the password
     #[arg(long, value_name = "COMMAND")]
     pub password_cmd: Option<String>,
+    /// Read the password from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/partner/orders#password (?version=N pins a KV v2 version)
+    #[arg(long, value_name = "REF")]
+    pub password_vault: Option<String>,
 }
 
 /// How an OAuth client secret enters: never as a value on the command line.
@@ -255,6 +259,9 @@ pub struct ClientSecretArgs {
     /// Run this command whenever the client secret is needed; its stdout is the secret
     #[arg(long, value_name = "COMMAND")]
     pub client_secret_cmd: Option<String>,
+    /// Read the client secret from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/idp/connctl#client_secret
+    #[arg(long, value_name = "REF")]
+    pub client_secret_vault: Option<String>,
 }
 
 // ----- integration -------------------------------------------------------
@@ -583,7 +590,10 @@ pub struct ConnectionTarget {
     after_help = "Examples:\n  connctl connection test incident-sync.prod\n  \
 connctl connection test --integration incident-sync --env test -o json\n  \
 connctl connection test --all --active --jobs 32\n  \
-connctl connection test incident-sync.prod --method POST --expect 405"
+connctl connection test incident-sync.prod --method POST --expect 405\n  \
+connctl connection test --all --report junit:connctl.xml --report json:connctl.json --warn-days 14\n\n\
+Exit codes: 0 OK; 9 RENEW: the test passed but a certificate expires within --warn-days;\n\
+1, 3-8 a failure (see `connctl --help`)."
 )]
 pub struct ConnectionTestArgs {
     #[command(flatten)]
@@ -612,6 +622,12 @@ pub struct ConnectionTestArgs {
     /// Skip server certificate verification (test only; says what it skips)
     #[arg(long)]
     pub insecure: bool,
+    /// Also write a report: junit:FILE (JUnit XML for CI) or json:FILE (the -o json array); repeatable
+    #[arg(long = "report", value_name = "KIND:FILE", value_parser = crate::report::parse_target)]
+    pub reports: Vec<crate::report::ReportTarget>,
+    /// A passing test whose server or client certificate expires within N days exits 9 (RENEW)
+    #[arg(long, value_name = "N", default_value_t = crate::outbound::expiry::DEFAULT_WARN_DAYS)]
+    pub warn_days: u32,
     /// Use VALUE for {{KEY}} in --path in this test only (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,

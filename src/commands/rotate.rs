@@ -2,8 +2,6 @@
 //! value is tested through the connections that use it before it replaces
 //! the old one, which is kept as `<field>.previous` for `--restore`.
 
-use std::cell::RefCell;
-
 use serde_json::{Value, json};
 
 use crate::commands::outbound::{outcome_error, runtime, timeout, total_ms};
@@ -328,44 +326,31 @@ pub fn run(ctx: &Context, r: Rotate<'_>) -> Result<()> {
     } else {
         Action::Rotated
     };
-    let incoming = (new_source == SecretSource::Keyring).then_some(&candidate);
-    let undo = RefCell::new(None);
-    let committed = ctx.transact(
-        |store| {
-            if source_of(store, r.kind, r.name).as_ref() != Some(&current) {
-                return Err(Error::invalid(format!(
-                    "{} '{}' changed while its new {} was tested: nothing was changed",
-                    r.kind,
-                    r.name,
-                    r.what()
-                ))
-                .with_hint(format!("run `{} ...` again", r.command())));
-            }
-            set_source(store, r.kind, r.name, new_source.clone());
-            let row = Change::new(r.kind, r.name, action).with_fields(vec![r.field().to_string()]);
-            Ok(((), vec![row]))
-        },
-        |_| {
-            *undo.borrow_mut() = Some(previous::swap(&at, incoming, outgoing.as_ref())?);
-            Ok(())
-        },
-    );
-    if let Err(e) = committed {
-        if let Some(undo) = undo.into_inner() {
-            undo.run();
+    let row = Change::new(r.kind, r.name, action).with_fields(vec![r.field().to_string()]);
+    ctx.change_noted(vec![row], |draft| {
+        if source_of(draft, r.kind, r.name).as_ref() != Some(&current) {
+            return Err(Error::invalid(format!(
+                "{} '{}' changed while its new {} was tested: nothing was changed",
+                r.kind,
+                r.name,
+                r.what()
+            ))
+            .with_hint(format!("run `{} ...` again", r.command())));
         }
-        return Err(e);
-    }
-    if current == SecretSource::Keyring
-        && new_source != SecretSource::Keyring
-        && let Err(e) = previous::drop_replaced(&at)
-    {
-        ctx.out.warn(&format!(
-            "the replaced keyring entry {} could not be removed: {}",
-            at.account(),
-            e.message
-        ));
-    }
+        set_source(draft, r.kind, r.name, new_source.clone());
+        let at = draft.secret_ref(r.kind, r.name, r.field());
+        let kept_at = previous::previous_of(&at);
+        // The keyring value goes in with the store; a value that moved to an
+        // env/file/cmd source leaves its keyring entry, which the change deletes.
+        if new_source == SecretSource::Keyring {
+            draft.set_secret(at, candidate.clone());
+        }
+        match &outgoing {
+            Some(value) => draft.set_secret(kept_at, value.clone()),
+            None => draft.delete_secret(kept_at),
+        }
+        Ok(())
+    })?;
     if ctx.out.is_json() {
         ctx.out.json(&report(&r, true, &outcomes))?;
     }

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod answer;
+mod http;
+
 use base64::Engine;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
 
-use super::transport::{self, HttpRequest, Route};
-use super::{Trace, off_runtime};
+use super::off_runtime;
+use super::transport::{self, Route};
 use crate::error::{Error, Result};
 use crate::model::{ClientAuth, Grant, OauthProfile};
 use crate::secrets::{self, Secret, SecretRef};
@@ -148,7 +149,8 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
 
     let mut token = None;
     if let Some(cached) = cached {
-        if cached.expires_in() > EXPIRY_MARGIN_SECS {
+        let usable = answer::check_bearer(cached.access_token.expose(), "").is_ok();
+        if usable && cached.expires_in() > EXPIRY_MARGIN_SECS {
             return Ok(cached);
         }
         if let Some(refresh) = &cached.refresh_token {
@@ -184,169 +186,216 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
     Ok(token)
 }
 
-fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        form.append_pair(k, v);
-    }
-    form.finish()
-}
+/// The crate's client for one profile: token endpoint, client id and secret,
+/// and how the client authenticates.
+type CrateClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    answer::TokenAnswer,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
 
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// One token request: the profile's grant, or the refresh_token grant.
-async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token> {
+fn crate_client(source: &TokenSource) -> Result<CrateClient> {
     let profile = &source.profile;
-    let scope = profile.scopes.join(" ");
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    match (refresh, profile.grant) {
-        (Some(r), _) => {
-            pairs.push(("grant_type", "refresh_token"));
-            pairs.push(("refresh_token", r.expose()));
-        }
-        (None, Grant::ClientCredentials) => pairs.push(("grant_type", "client_credentials")),
-        (None, Grant::Password) => {
-            let (user, password) = source.owner.as_ref().ok_or_else(|| {
-                Error::usage(
-                    "the password grant needs a connection: its user and password are the resource owner",
-                )
-            })?;
-            pairs.push(("grant_type", "password"));
-            pairs.push(("username", user));
-            pairs.push(("password", password.expose()));
-        }
-    }
-    if !scope.is_empty() {
-        pairs.push(("scope", &scope));
-    }
-    let secret = source
-        .client_secret
-        .as_ref()
-        .map(|s| s.expose())
-        .unwrap_or("");
-    let mut headers = HeaderMap::new();
-    let mut basic_credentials = None;
-    match profile.client_auth {
-        ClientAuth::Basic => {
-            // RFC 6749 §2.3.1: id and secret are form-encoded before Base64.
-            let token = base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                urlencode(&profile.client_id),
-                urlencode(secret)
-            ));
-            basic_credentials = Some(Secret::new(token.clone()));
-            if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
-                value.set_sensitive(true);
-                headers.insert(http::header::AUTHORIZATION, value);
-            }
-        }
-        ClientAuth::Body => {
-            pairs.push(("client_id", &profile.client_id));
-            pairs.push(("client_secret", secret));
-        }
-    }
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
-    headers.insert(
-        http::header::ACCEPT,
-        HeaderValue::from_static("application/json"),
-    );
-    let url = url::Url::parse(&profile.token_url).map_err(|e| {
+    let token_url = oauth2::TokenUrl::new(profile.token_url.clone()).map_err(|e| {
         Error::invalid(format!(
             "the token URL of OAuth profile '{}' is invalid",
             source.profile_name
         ))
         .with_cause(e)
     })?;
-    let req = HttpRequest {
-        url,
-        method: Method::POST,
-        headers,
-        body: Bytes::from(form_encode(&pairs)),
+    let mut client = oauth2::Client::new(oauth2::ClientId::new(profile.client_id.clone()))
+        .set_token_uri(token_url)
+        .set_auth_type(match profile.client_auth {
+            ClientAuth::Basic => oauth2::AuthType::BasicAuth,
+            ClientAuth::Body => oauth2::AuthType::RequestBody,
+        });
+    // A client without a secret sends an empty one, as connctl always has.
+    let secret = source
+        .client_secret
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .unwrap_or_default();
+    client = client.set_client_secret(oauth2::ClientSecret::new(secret));
+    Ok(client)
+}
+
+/// One token request: the profile's grant, or the refresh_token grant.
+async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token> {
+    use oauth2::TokenResponse;
+
+    let profile = &source.profile;
+    let client = crate_client(source)?;
+    let scopes = profile
+        .scopes
+        .iter()
+        .map(|s| oauth2::Scope::new(s.clone()))
+        .collect::<Vec<_>>();
+    let endpoint = endpoint_text(&profile.token_url);
+    let http = http::Client::new(&source.route, &endpoint);
+    let answer = match (refresh, profile.grant) {
+        (Some(r), _) => {
+            let r = oauth2::RefreshToken::new(r.expose().to_string());
+            client
+                .exchange_refresh_token(&r)
+                .add_scopes(scopes)
+                .request_async(&http)
+                .await
+        }
+        (None, Grant::ClientCredentials) => {
+            client
+                .exchange_client_credentials()
+                .add_scopes(scopes)
+                .request_async(&http)
+                .await
+        }
+        (None, Grant::Password) => {
+            let (user, password) = source.owner.as_ref().ok_or_else(|| {
+                Error::usage(
+                    "the password grant needs a connection: its user and password are the resource owner",
+                )
+            })?;
+            let user = oauth2::ResourceOwnerUsername::new(user.clone());
+            let password = oauth2::ResourceOwnerPassword::new(password.expose().to_string());
+            client
+                .exchange_password(&user, &password)
+                .add_scopes(scopes)
+                .request_async(&http)
+                .await
+        }
     };
-    let mut trace = Trace::default();
-    let response = transport::execute(&req, &source.route, &mut trace)
-        .await
-        .map_err(|e| {
-            let stage = trace
-                .failed_stage()
-                .map(|s| s.as_str())
-                .unwrap_or("request");
-            Error {
-                message: format!("token endpoint ({stage}): {}", e.message),
-                ..e
-            }
-        })?;
-    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let status = response.status;
-    if !status.is_success() {
-        return Err(token_refusal(
-            source,
-            refresh,
-            basic_credentials.as_ref(),
-            status,
-            body.as_ref(),
-        ));
-    }
-    let body = body.ok_or_else(|| {
-        Error::failed(format!(
-            "the token endpoint answered {} without a JSON body",
-            transport::status_text(status)
-        ))
-    })?;
-    let access_token = body
-        .get("access_token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::failed("the token endpoint's answer has no access_token"))?;
-    let lifetime = match body.get("expires_in") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
-    }
-    .unwrap_or(DEFAULT_LIFETIME_SECS);
-    let scopes = match body.get("scope").and_then(Value::as_str) {
-        Some(s) => s.split_whitespace().map(str::to_string).collect(),
+    let answer = answer.map_err(|e| refusal(source, refresh, &endpoint, http.last_status(), e))?;
+    let access_token = answer.access_token().secret();
+    answer::check_bearer(access_token, &endpoint)?;
+    let lifetime = answer
+        .expires_in()
+        .map(|d| d.as_secs().min(i64::MAX as u64 / 2) as i64)
+        .unwrap_or(DEFAULT_LIFETIME_SECS);
+    let scopes = match answer.scopes() {
+        Some(s) => s.iter().map(|s| s.to_string()).collect(),
         None => profile.scopes.clone(),
     };
     Ok(Token {
         access_token: Secret::new(access_token),
-        expires_at: now() + lifetime,
-        refresh_token: body
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .map(Secret::new),
+        expires_at: now().saturating_add(lifetime),
+        refresh_token: answer
+            .refresh_token()
+            .map(|t| Secret::new(t.secret().as_str())),
         scopes,
         origin: "fetched",
         note: None,
     })
 }
 
-fn token_refusal(
+/// A URL as messages show it: without user info, query or fragment (they may
+/// hold credentials), control characters escaped.
+pub fn endpoint_text(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => escape(url),
+    }
+}
+
+/// Server text as it is printed: control characters escaped (`\n`, `\u{1b}`).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+type CrateError =
+    oauth2::RequestTokenError<http::TransportError, oauth2::basic::BasicErrorResponse>;
+
+/// The crate's error as connctl's: transport failures keep their own kind;
+/// the server's refusals are explained (exit 8), other answers are exit 1.
+fn refusal(
     source: &TokenSource,
     refresh: Option<&Secret>,
-    basic_credentials: Option<&Secret>,
-    status: http::StatusCode,
-    body: Option<&Value>,
+    endpoint: &str,
+    status: Option<::http::StatusCode>,
+    err: CrateError,
 ) -> Error {
-    // The server's words are repeated, minus anything it echoed of what it was sent.
+    match err {
+        oauth2::RequestTokenError::Request(e) => e.0,
+        oauth2::RequestTokenError::ServerResponse(answer) => {
+            let code = answer.error().as_ref().to_string();
+            token_refusal(
+                source,
+                refresh,
+                status.unwrap_or(::http::StatusCode::BAD_REQUEST),
+                Some(&code),
+                answer.error_description().map(String::as_str),
+            )
+        }
+        oauth2::RequestTokenError::Parse(e, _) => match status {
+            Some(s) if s == ::http::StatusCode::OK => Error::failed(format!(
+                "the token endpoint {endpoint} answered 200 OK with no usable token"
+            ))
+            .with_cause(escape(&scrubbed(source, refresh, &e.to_string()))),
+            Some(s) => token_refusal(source, refresh, s, None, None),
+            None => Error::failed(format!(
+                "the token endpoint {endpoint} answered nothing usable"
+            )),
+        },
+        oauth2::RequestTokenError::Other(text) => match status {
+            Some(s) if s != ::http::StatusCode::OK => token_refusal(source, refresh, s, None, None),
+            _ => Error::failed(format!(
+                "the token endpoint {endpoint} answered without a JSON token"
+            ))
+            .with_cause(escape(&text)),
+        },
+    }
+}
+
+/// What connctl sent, to be scrubbed from anything the server says back.
+fn scrubbed(source: &TokenSource, refresh: Option<&Secret>, text: &str) -> String {
     let mut sent: Vec<&Secret> = source.client_secret.iter().collect();
     sent.extend(source.owner.iter().map(|(_, password)| password));
     sent.extend(refresh);
-    sent.extend(basic_credentials);
-    let code = body
-        .and_then(|b| b.get("error"))
-        .and_then(Value::as_str)
-        .map(|c| secrets::scrub(c, &sent))
+    let basic = source.client_secret.as_ref().map(|secret| {
+        let enc =
+            |t: &str| -> String { url::form_urlencoded::byte_serialize(t.as_bytes()).collect() };
+        Secret::new(base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(&source.profile.client_id),
+            enc(secret.expose())
+        )))
+    });
+    sent.extend(basic.as_ref());
+    secrets::scrub(text, &sent)
+}
+
+fn token_refusal(
+    source: &TokenSource,
+    refresh: Option<&Secret>,
+    status: ::http::StatusCode,
+    code: Option<&str>,
+    description: Option<&str>,
+) -> Error {
+    // The server's words are repeated, minus anything it echoed of what it was sent.
+    let code = code
+        .map(|c| escape(&scrubbed(source, refresh, c)))
         .unwrap_or_default();
     let code = code.as_str();
-    let description = body
-        .and_then(|b| b.get("error_description"))
-        .and_then(Value::as_str)
-        .map(|d| secrets::scrub(d, &sent));
+    let description = description.map(|d| escape(&scrubbed(source, refresh, d)));
     let profile = &source.profile_name;
     let status_text = transport::status_text(status);
     let err = match code {

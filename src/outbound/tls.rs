@@ -96,6 +96,8 @@ pub struct ClientIdentity {
     pub subject: String,
     /// Days until the client certificate expires (negative when expired).
     pub days_left: Option<i64>,
+    /// When the client certificate expires (Unix seconds).
+    pub not_after: Option<i64>,
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -118,6 +120,7 @@ impl ClientIdentity {
         })?;
         let summary = cert_summary(&certs[0]);
         let days_left = summary.as_ref().map(CertSummary::days_left);
+        let not_after = summary.as_ref().map(|c| c.not_after);
         let subject = summary
             .map(|c| c.subject)
             .unwrap_or_else(|| "(unparsable certificate)".to_string());
@@ -134,6 +137,7 @@ impl ClientIdentity {
             key: Arc::new(key),
             subject,
             days_left,
+            not_after,
         })
     }
 }

@@ -108,6 +108,17 @@ fn authority(host: &str, port: u16) -> String {
 /// Runs the exchange, recording each stage in `trace`. An error has already been
 /// recorded as the failed stage when it is returned.
 pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Result<Response> {
+    execute_bounded(req, route, trace, None).await
+}
+
+/// Like `execute`, reading at most `limit` bytes of the answer's body: past
+/// that the exchange fails (exit 6) instead of buffering what the peer sends.
+pub async fn execute_bounded(
+    req: &HttpRequest,
+    route: &Route,
+    trace: &mut Trace,
+    limit: Option<usize>,
+) -> Result<Response> {
     let deadline = Instant::now() + route.timeout;
     let https = match req.url.scheme() {
         "https" => true,
@@ -283,6 +294,7 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
             Ok(Err(e)) => Err(handshake_error(&e, &host, &seen, route)),
             Ok(Ok(s)) => Ok(s),
         };
+        trace.expiry.server_cert = seen.server_cert().map(|c| c.not_after);
         let tls_stream = trace.record(Stage::Tls, started, tls_stream, |s| {
             tls_detail(s.get_ref().1, &seen, route)
         })?;
@@ -292,12 +304,17 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
         );
         let tls_stream = tls::Watched::new(tls_stream, seen.clone());
         let started = Instant::now();
-        let result = http_exchange(tls_stream, h2, req, &host, port, None, deadline, route).await;
+        let result = http_exchange(
+            tls_stream, h2, req, &host, port, None, deadline, route, limit,
+        )
+        .await;
         finish_http(result, trace, started, req, &host, &seen, route)
     } else {
         let started = Instant::now();
-        let mut result =
-            http_exchange(stream, false, req, &host, port, proxy, deadline, route).await;
+        let mut result = http_exchange(
+            stream, false, req, &host, port, proxy, deadline, route, limit,
+        )
+        .await;
         // Through a proxy, a 407 is the proxy's answer, not the endpoint's.
         if let (Ok(r), Some(p)) = (&result, proxy)
             && r.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
@@ -437,6 +454,18 @@ fn tls_detail(conn: &rustls::ClientConnection, seen: &Observed, route: &Route) -
     format!("{version}, ALPN {alpn}; {server}; {client}{insecure}")
 }
 
+/// How reading an answer failed: hyper's error, or a body past the limit.
+enum Exchange {
+    Hyper(hyper::Error),
+    TooLarge(usize),
+}
+
+impl From<hyper::Error> for Exchange {
+    fn from(e: hyper::Error) -> Self {
+        Exchange::Hyper(e)
+    }
+}
+
 /// Where an HTTP-stage failure belongs: TLS alerts that arrive after the handshake
 /// (TLS 1.3 servers reject client certificates then) are TLS failures.
 enum HttpFailure {
@@ -454,6 +483,7 @@ async fn http_exchange<S>(
     proxy: Option<&Proxy>,
     deadline: Instant,
     route: &Route,
+    limit: Option<usize>,
 ) -> std::result::Result<Response, (Option<hyper::Error>, Error)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -523,14 +553,25 @@ where
             Err(e) => {
                 // The connection task often holds the real cause (an alert, a reset).
                 if let Ok(Err(conn_err)) = conn_task.await {
-                    return Err(conn_err);
+                    return Err(Exchange::Hyper(conn_err));
                 }
-                return Err(e);
+                return Err(Exchange::Hyper(e));
             }
         };
         let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok::<_, hyper::Error>(Response {
+        let body = match limit {
+            None => body.collect().await?.to_bytes(),
+            Some(max) => match http_body_util::Limited::new(body, max).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    return match e.downcast::<hyper::Error>() {
+                        Ok(e) => Err(Exchange::Hyper(*e)),
+                        Err(_) => Err(Exchange::TooLarge(max)),
+                    };
+                }
+            },
+        };
+        Ok::<_, Exchange>(Response {
             status: parts.status,
             version: parts.version,
             headers: parts.headers,
@@ -548,10 +589,17 @@ where
                 ),
             ),
         )),
-        Ok(Err(e)) => {
+        Ok(Err(Exchange::Hyper(e))) => {
             let err = Error::network("HTTP exchange failed");
             Err((Some(e), err))
         }
+        Ok(Err(Exchange::TooLarge(max))) => Err((
+            None,
+            Error::network(format!(
+                "the answer of {} is larger than {max} bytes; connctl stopped reading it",
+                authority(host, port)
+            )),
+        )),
         Ok(Ok(r)) => Ok(r),
     }
 }

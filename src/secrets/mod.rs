@@ -15,6 +15,7 @@ use crate::model::{RecordKind, SecretSource, Store};
 mod keyring;
 pub use keyring::*;
 pub mod previous;
+pub mod vault;
 
 /// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
 /// cannot reach a log or an error message by accident; `expose` is the one
@@ -177,6 +178,11 @@ pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
         SecretSource::Env(var) => resolve_env(var, at),
         SecretSource::File(path) => resolve_file(path, at),
         SecretSource::Cmd(command) => resolve_cmd(command, at),
+        SecretSource::Vault {
+            path,
+            field,
+            version,
+        } => vault::read(path, field, *version, at),
     }
 }
 
@@ -462,6 +468,8 @@ pub enum SecretInput {
     Env(String),
     File(PathBuf),
     Cmd(String),
+    /// `PATH#FIELD` in Vault (with or without the `vault:` prefix).
+    Vault(String),
 }
 
 /// Turns a secret input into what the store records (the source) and, for a
@@ -520,6 +528,14 @@ pub fn take_input(
                 return Err(Error::usage("the secret command is empty"));
             }
             Ok(Some((SecretSource::Cmd(command), None)))
+        }
+        Some(SecretInput::Vault(reference)) => {
+            let reference = reference.trim();
+            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
+            let source = format!("vault:{reference}")
+                .parse::<SecretSource>()
+                .map_err(Error::usage)?;
+            Ok(Some((source, None)))
         }
         None => {
             let Some(label) = prompt else {

@@ -6,11 +6,11 @@ use serde_json::Value;
 
 use crate::cli::OauthProfileCommand;
 use crate::commands::{
-    Context, check_new_name, check_url, client_secret_input, keep_secret, list_records, not_found,
-    record_json, refuse_if_referenced, source_text, take_secret, used_by,
+    Context, check_new_name, check_url, client_secret_input, list_records, not_found, record_json,
+    refuse_if_referenced, source_text, take_secret, used_by,
 };
 use crate::error::{Error, Result};
-use crate::model::{OauthProfile, RecordKind, SecretSource};
+use crate::model::{OauthProfile, RecordKind};
 
 pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
     const KIND: RecordKind = RecordKind::OauthProfile;
@@ -26,20 +26,9 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 client_secret_input(&args.secret),
                 Some(&format!("client secret for {}", args.client_id)),
             )?;
-            ctx.update(|store| {
+            ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
-                let client_secret = match taken {
-                    Some(t) => Some(keep_secret(
-                        ctx,
-                        store,
-                        KIND,
-                        &name,
-                        "client_secret",
-                        None,
-                        t,
-                    )?),
-                    None => None,
-                };
+                let client_secret = taken.map(|t| store.keep(KIND, &name, "client_secret", t));
                 store.oauth_profile.insert(
                     name.clone(),
                     OauthProfile {
@@ -120,14 +109,12 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 check_url("--token-url", url)?;
             }
             let taken = take_secret(client_secret_input(&args.secret), None)?;
-            let secret_given = taken.is_some();
-            let changed = ctx.update(|store| {
+            let done = ctx.change(|store| {
                 let mut p = store
                     .oauth_profile
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
-                let before = p.clone();
                 if let Some(url) = &args.token_url {
                     p.token_url = url.clone();
                 }
@@ -150,36 +137,22 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     p.scopes.clear();
                 }
                 if let Some(t) = taken {
-                    let previous = p.client_secret.clone();
-                    p.client_secret = Some(keep_secret(
-                        ctx,
-                        store,
-                        KIND,
-                        &name,
-                        "client_secret",
-                        previous.as_ref(),
-                        t,
-                    )?);
+                    p.client_secret = Some(store.keep(KIND, &name, "client_secret", t));
                 }
-                let changed = secret_given || p != before;
                 store.oauth_profile.insert(name.clone(), p);
-                Ok(changed)
+                Ok(())
             })?;
-            super::edited(ctx, KIND, &name, changed);
+            super::edited(ctx, KIND, &name, done.changed());
             Ok(())
         }
         OauthProfileCommand::Remove { name } => {
+            // Its keyring client secret and token cache go with it (change.rs).
             ctx.update(|store| {
-                let Some(p) = store.oauth_profile.get(&name).cloned() else {
+                if !store.oauth_profile.contains_key(&name) {
                     return Err(not_found(store, KIND, &name));
-                };
+                }
                 refuse_if_referenced(store, KIND, &name)?;
                 store.oauth_profile.remove(&name);
-                let mut fields = vec!["token"];
-                if p.client_secret == Some(SecretSource::Keyring) {
-                    fields.push("client_secret");
-                }
-                super::forget_secrets(ctx, store, KIND, &name, &fields);
                 Ok(())
             })?;
             ctx.out.status(&format!("removed oauth-profile '{name}'"));

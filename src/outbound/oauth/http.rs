@@ -1,0 +1,104 @@
+//! The `oauth2` crate's HTTP client, over connctl's own transport: token
+//! requests keep the route (MID server, CA bundles, client certificate), the
+//! timeout and the stage-by-stage diagnosis of every other request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::error::Error;
+use crate::outbound::Trace;
+use crate::outbound::transport::{self, HttpRequest, Route};
+
+/// The most of a token endpoint's answer that is read (a token answer is a
+/// few kilobytes; JWT access tokens stay well below this).
+pub const ANSWER_LIMIT: usize = 1024 * 1024;
+
+/// connctl's error, as the `oauth2` crate wants its client errors typed.
+#[derive(Debug)]
+pub struct TransportError(pub Error);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// One authorization server reached along one route. Redirects are never
+/// followed (the transport does not follow them); answers are bounded.
+pub struct Client<'a> {
+    route: &'a Route,
+    /// The endpoint as messages name it.
+    endpoint: String,
+    /// The status of the last answer: the crate keeps only the body.
+    status: Mutex<Option<StatusCode>>,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(route: &'a Route, endpoint: &str) -> Client<'a> {
+        Client {
+            route,
+            endpoint: endpoint.to_string(),
+            status: Mutex::new(None),
+        }
+    }
+
+    pub fn last_status(&self) -> Option<StatusCode> {
+        self.status.lock().ok().and_then(|s| *s)
+    }
+
+    /// One exchange: the crate's request through our transport, our response
+    /// rebuilt as the crate's.
+    pub async fn exchange(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, TransportError> {
+        let (parts, body) = request.into_parts();
+        let url = url::Url::parse(&parts.uri.to_string()).map_err(|e| {
+            TransportError(
+                Error::invalid(format!("the URL {} is invalid", self.endpoint)).with_cause(e),
+            )
+        })?;
+        let req = HttpRequest {
+            url,
+            method: parts.method,
+            headers: parts.headers,
+            body: Bytes::from(body),
+        };
+        let mut trace = Trace::default();
+        let answer = transport::execute_bounded(&req, self.route, &mut trace, Some(ANSWER_LIMIT))
+            .await
+            .map_err(|e| {
+                let stage = trace
+                    .failed_stage()
+                    .map(|s| s.as_str())
+                    .unwrap_or("request");
+                TransportError(Error {
+                    message: format!("token endpoint {} ({stage}): {}", self.endpoint, e.message),
+                    ..e
+                })
+            })?;
+        if let Ok(mut status) = self.status.lock() {
+            *status = Some(answer.status);
+        }
+        let mut response = http::Response::new(answer.body.to_vec());
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = answer.headers;
+        Ok(response)
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Client<'_> {
+    type Error = TransportError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, TransportError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.exchange(request))
+    }
+}

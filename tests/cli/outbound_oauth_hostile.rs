@@ -1,0 +1,170 @@
+//! Hostile token endpoints: tokens that cannot go in a header, and answers
+//! too large or endless. Each must fail as an OAuth or network failure naming
+//! the token endpoint, before any request reaches the endpoint.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::outbound::{Fixture, conn};
+use crate::outbound_servers::*;
+
+const SECRET: &str = "hostile-client-secret";
+
+/// Connection `o` (API on `api`) using profile `idp` at `token_url`.
+fn store(f: &Fixture, api: &Server, token_url: &str) {
+    let extra = format!(
+        "ca_bundle = \"{}\"\nauthentication = \"oauth\"\noauth_profile = \"idp\"\n",
+        f.ca()
+    );
+    f.store(&format!(
+        "{}[oauth_profile.idp]\ntoken_url = \"{token_url}\"\nclient_id = \"c\"\nclient_secret = \"env:CS\"\n\n",
+        conn("o", &api.url("/api"), &extra),
+    ));
+}
+
+fn token_answer(token_json: &str) -> Handler {
+    let body =
+        format!("{{\"access_token\":{token_json},\"token_type\":\"Bearer\",\"expires_in\":3600}}");
+    Arc::new(move |_| Reply::new(200, &body).header("content-type", "application/json"))
+}
+
+#[test]
+fn a_token_that_cannot_be_a_header_value_is_refused_and_nothing_is_sent() {
+    let f = Fixture::new();
+    let api = f.server(ok_handler());
+    for (token, what) in [
+        ("\"Zq9\\r\\nX-Injected: 1\"", "control character (U+000D)"),
+        ("\"Zq9\\u0000en\"", "control character (U+0000)"),
+        ("\"Zq9\\nen\"", "control character (U+000A)"),
+        ("\"\"", "it is empty"),
+        ("\"Zq9 words\"", "a space"),
+    ] {
+        let idp = f.server(token_answer(token));
+        let token_url = idp.url("/oauth/token");
+        store(&f, &api, &token_url);
+        for args in [
+            &["connection", "send", "o", "-d", "{}"][..],
+            &["connection", "test", "o"],
+            &["oauth-profile", "token", "idp"],
+        ] {
+            let run = f.expect(args, &[("CS", SECRET)], 8);
+            let text = format!("{}{}", run.stdout, run.stderr);
+            assert!(text.contains(&token_url), "{args:?} {token}: {text}");
+            assert!(text.contains(what), "{args:?} {token}: {text}");
+            assert!(
+                !text.contains("X-Injected") && !text.contains("Zq9"),
+                "{text}"
+            );
+        }
+        assert_eq!(idp.count("/oauth/token"), 3);
+    }
+    assert_eq!(
+        api.count("/api"),
+        0,
+        "a request went out without credentials"
+    );
+}
+
+/// A plain-HTTP token endpoint that answers with `head` and then `body_chunk`
+/// again and again: `times` times, or forever (`None`).
+fn flooding_endpoint(
+    f: &Fixture,
+    head: &'static str,
+    chunk: &'static [u8],
+    times: Option<usize>,
+) -> u16 {
+    let listener = f.rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    f.rt.spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = tcp.read(&mut buf).await;
+                if tcp.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut n = 0;
+                while times.is_none_or(|t| n < t) {
+                    if tcp.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                    n += 1;
+                }
+            });
+        }
+    });
+    port
+}
+
+fn children_peak_rss_mb() -> i64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss / 1024
+}
+
+#[test]
+fn a_huge_or_endless_token_answer_fails_fast_with_flat_memory() {
+    static AS: [u8; 64 * 1024] = [b'A'; 64 * 1024];
+    static CHUNK: &[u8] = b"10000\r\n";
+    let f = Fixture::new();
+    let api = f.server(ok_handler());
+    // 200 MB of access token, announced with its length.
+    let huge = flooding_endpoint(
+        &f,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 209715220\r\n\r\n{\"access_token\":\"",
+        &AS,
+        Some(3200),
+    );
+    // An endless chunked answer.
+    let endless = {
+        let listener = f.rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        f.rt.spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let _ = tcp.read(&mut buf).await;
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                    if tcp.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        // 64 KiB chunks of a JSON string that never closes.
+                        if tcp.write_all(CHUNK).await.is_err()
+                            || tcp.write_all(&AS).await.is_err()
+                            || tcp.write_all(b"\r\n").await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    };
+    for port in [huge, endless] {
+        let token_url = format!("http://127.0.0.1:{port}/oauth/token");
+        store(&f, &api, &token_url);
+        let run = f.expect(
+            &["connection", "send", "o", "-d", "{}", "--timeout", "120"],
+            &[("CS", SECRET)],
+            6,
+        );
+        let text = format!("{}{}", run.stdout, run.stderr);
+        assert!(text.contains(&token_url), "{text}");
+        assert!(text.contains("larger than 1048576 bytes"), "{text}");
+        assert!(!text.contains("AAAA"), "{text}");
+    }
+    assert_eq!(api.count("/api"), 0);
+    // Neither 200 MB nor an endless answer was held in memory.
+    let peak = children_peak_rss_mb();
+    assert!(peak < 150, "a child process reached {peak} MB");
+}
