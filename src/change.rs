@@ -34,10 +34,12 @@
 //! 4. Read the previous value of every entry to be set (a read only).
 //! 5. Hooks' [`CommitHook::prepare`] (a journal's write-ahead goes here);
 //!    an error ends here with nothing done.
-//! 6. Keyring sets, in order. If one fails, the ones already made are put
-//!    back (previous value, or the new entry deleted) and the error returned.
+//! 6. Vault writes (`--password-stdin` with `--password-vault`), then keyring
+//!    sets, in order. If one fails, the ones already made are put back
+//!    (previous value, or the new entry deleted; a Vault secret rewritten as
+//!    it was) and the error returned.
 //! 7. Write the new store to a temporary file, fsync, rename over the store,
-//!    fsync the folder. If that fails, the sets are put back likewise.
+//!    fsync the folder. If that fails, the sets and Vault writes are put back likewise.
 //! 8. Hooks' [`CommitHook::committed`]: the change is in place.
 //! 9. Keyring deletes. A failure is a leftover (an orphan entry reported to
 //!    the caller; `doctor --fix` removes it later), not an error: the store
@@ -73,6 +75,15 @@ pub struct Draft {
     store_id: String,
     sets: Vec<(SecretRef, Secret)>,
     deletes: Vec<SecretRef>,
+    vault_writes: Vec<VaultWrite>,
+}
+
+/// A value bound for Vault (`--password-stdin` with `--password-vault`):
+/// written on commit, before the store records the reference.
+struct VaultWrite {
+    at: SecretRef,
+    source: SecretSource,
+    value: Secret,
 }
 
 impl Deref for Draft {
@@ -107,7 +118,16 @@ impl Draft {
     ) -> SecretSource {
         if let Some(value) = taken.value {
             let at = self.secret_ref(kind, name, field);
-            self.set_secret(at, value);
+            if let SecretSource::Vault { .. } = &taken.source {
+                self.vault_writes.retain(|w| w.at != at);
+                self.vault_writes.push(VaultWrite {
+                    at,
+                    source: taken.source.clone(),
+                    value,
+                });
+            } else {
+                self.set_secret(at, value);
+            }
         }
         taken.source
     }
@@ -164,6 +184,12 @@ pub struct Touched {
 pub enum SecretChange {
     Set(SecretRef),
     Deleted(SecretRef),
+    /// A value written to Vault for a record's field; `version` is the new KV v2 version.
+    VaultWritten {
+        at: SecretRef,
+        source: SecretSource,
+        version: Option<u64>,
+    },
 }
 
 /// A keyring entry the commit should have deleted and could not.
@@ -241,12 +267,14 @@ pub fn commit<T>(
         store: before.clone(),
         sets: Vec::new(),
         deletes: Vec::new(),
+        vault_writes: Vec::new(),
     };
     let value = edit(&mut draft)?;
     let Draft {
         store: after,
         sets,
         deletes: explicit_deletes,
+        vault_writes,
         ..
     } = draft;
 
@@ -258,8 +286,16 @@ pub fn commit<T>(
     for (at, _) in &sets {
         check_set_target(&after, at)?;
     }
+    for write in &vault_writes {
+        check_vault_target(&after, write)?;
+    }
     let deletes = deletes_for(&before, &after, &sets, explicit_deletes);
-    let touched = touched(&before, &after, &sets);
+    let touched = {
+        // A value written to Vault changes the field even when the reference stays.
+        let mut changed: Vec<(SecretRef, Secret)> = sets.clone();
+        changed.extend(vault_writes.iter().map(|w| (w.at.clone(), w.value.clone())));
+        touched(&before, &after, &changed)
+    };
 
     let record = ChangeRecord {
         store_path: path,
@@ -280,10 +316,33 @@ pub fn commit<T>(
     }
 
     let mut made = Vec::new();
-    for (at, value) in &sets {
+    // Vault first: a write there is the step most likely to be refused
+    // (policy, sealed), and it is undone like the keyring sets if a later step fails.
+    let mut written = Vec::with_capacity(vault_writes.len());
+    for write in &vault_writes {
+        let SecretSource::Vault { path, field, .. } = &write.source else {
+            continue;
+        };
+        match secrets::vault::write(path, field, &write.value, &write.at) {
+            Ok(receipt) => {
+                made.push(SecretChange::VaultWritten {
+                    at: write.at.clone(),
+                    source: write.source.clone(),
+                    version: receipt.version,
+                });
+                written.push(receipt);
+            }
+            Err(err) => {
+                hooks.iter().for_each(|hook| hook.aborted(&record));
+                return Err(with_vault_undone(err, &written));
+            }
+        }
+    }
+    for (done, (at, value)) in sets.iter().enumerate() {
         if let Err(err) = secrets::keyring_set(at, value) {
             hooks.iter().for_each(|hook| hook.aborted(&record));
-            return Err(with_restored(err, &previous[..made.len()]));
+            let err = with_restored(err, &previous[..done]);
+            return Err(with_vault_undone(err, &written));
         }
         made.push(SecretChange::Set(at.clone()));
     }
@@ -291,7 +350,7 @@ pub fn commit<T>(
         && let Err(err) = store::write_store(path, text)
     {
         hooks.iter().for_each(|hook| hook.aborted(&record));
-        return Err(with_restored(err, &previous));
+        return Err(with_vault_undone(with_restored(err, &previous), &written));
     }
 
     let mut warnings = Vec::new();
@@ -335,6 +394,36 @@ fn check_set_target(after: &Store, at: &SecretRef) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A value for Vault must go to a record of the planned store whose field
+/// names that very Vault secret.
+fn check_vault_target(after: &Store, write: &VaultWrite) -> Result<()> {
+    let field = secrets::secret_fields(after)
+        .into_iter()
+        .find(|(f, _)| *f == write.at)
+        .map(|(_, source)| source);
+    if field.as_ref() != Some(&write.source) {
+        return Err(Error::failed(format!(
+            "internal: a Vault value for {} was planned, but the record does not name {}",
+            write.at.describe(),
+            write.source
+        )));
+    }
+    Ok(())
+}
+
+/// Puts back the Vault secrets a failed commit had written, newest first.
+fn with_vault_undone(mut err: Error, written: &[secrets::vault::Written]) -> Error {
+    for receipt in written.iter().rev() {
+        if let Err(e) = secrets::vault::undo(receipt) {
+            err = err.with_cause(format!(
+                "a value written to Vault could not be put back: {}",
+                e.message
+            ));
+        }
+    }
+    err
 }
 
 /// Every keyring entry the change leaves unnamed, plus the explicit deletes.

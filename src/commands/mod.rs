@@ -70,6 +70,15 @@ impl Context {
                 SecretChange::Deleted(at) => self
                     .out
                     .debug(1, &format!("keyring: removed {}", at.account())),
+                SecretChange::VaultWritten {
+                    source, version, ..
+                } => self.out.debug(
+                    1,
+                    &match version {
+                        Some(n) => format!("vault: wrote {source} (version {n})"),
+                        None => format!("vault: wrote {source}"),
+                    },
+                ),
             }
         }
         for left in &done.leftovers {
@@ -177,7 +186,11 @@ fn secret_input(
     vault: &Option<String>,
 ) -> Option<SecretInput> {
     if let Some(reference) = vault {
-        Some(SecretInput::Vault(reference.clone()))
+        Some(if stdin {
+            SecretInput::VaultWrite(reference.clone())
+        } else {
+            SecretInput::Vault(reference.clone())
+        })
     } else if stdin {
         Some(SecretInput::Stdin)
     } else if let Some(var) = env {

@@ -66,6 +66,8 @@ pub struct StageRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
     pub stages: Vec<StageRecord>,
+    /// What the endpoint's TLS handshake showed, once it completed.
+    pub tls: Option<tls::TlsFacts>,
     /// Certificate and token lifetimes seen on the way.
     pub expiry: expiry::Expiry,
 }

@@ -381,6 +381,34 @@ impl TlsSettings {
     }
 }
 
+/// What a completed handshake showed, kept on the trace for comparisons (`diff --live`).
+#[derive(Debug, Clone)]
+pub struct TlsFacts {
+    /// `TLS 1.3`, `TLS 1.2`.
+    pub version: String,
+    pub alpn: Option<String>,
+    pub server: Option<CertSummary>,
+    pub client_cert_requested: bool,
+}
+
+impl TlsFacts {
+    pub fn of(conn: &rustls::ClientConnection, seen: &Observed) -> TlsFacts {
+        TlsFacts {
+            version: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+                Some(other) => format!("{other:?}"),
+                None => "TLS".to_string(),
+            },
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            server: seen.server_cert(),
+            client_cert_requested: seen.requested(),
+        }
+    }
+}
+
 /// "expires in 12 days", with a warning inside 30 days and "EXPIRED" after.
 pub fn expiry_text(days: i64) -> String {
     match days {

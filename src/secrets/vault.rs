@@ -866,23 +866,24 @@ impl Client {
 
     /// Sets one field: KV v2 writes a new version holding the other fields as
     /// they were (check-and-set on the version read); KV v1 merges the field in.
-    /// Returns the new version (KV v2).
-    fn write(&self, path: &str, field: &str, value: &Secret) -> Result<Option<u64>> {
+    fn write(&self, path: &str, field: &str, value: &Secret) -> Result<Written> {
         let token = self.token(path)?;
         let mount = self.mount(path, &token)?;
         let (answer, api_path) = self.read_raw(&mount, path, None, &token)?;
         let caps = "\"create\", \"update\", \"read\"";
-        let (mut fields, current) = match answer.status {
+        let (previous, current) = match answer.status {
             s if s.is_success() => {
                 let data = match mount.version {
                     2 => &answer.body["data"]["data"],
                     _ => &answer.body["data"],
                 };
-                let fields = data.as_object().cloned().unwrap_or_default();
-                (fields, answer.body["data"]["metadata"]["version"].as_u64())
+                (
+                    data.as_object().cloned(),
+                    answer.body["data"]["metadata"]["version"].as_u64(),
+                )
             }
             StatusCode::NOT_FOUND => (
-                Map::new(),
+                None,
                 // A deleted latest version still counts for check-and-set.
                 answer.body["data"]["metadata"]["version"].as_u64(),
             ),
@@ -897,24 +898,37 @@ impl Client {
             }
             _ => return Err(self.unexpected(&answer, &format!("reading {path}"), path)),
         };
+        let mut fields = previous.clone().unwrap_or_default();
         fields.insert(field.to_string(), Value::String(value.expose().to_string()));
+        let version = self.put(&mount, path, &api_path, fields, current, &token)?;
+        Ok(Written {
+            path: path.to_string(),
+            previous,
+            version,
+        })
+    }
+
+    /// Writes a whole secret (KV v2: with check-and-set on `current`).
+    fn put(
+        &self,
+        mount: &Mount,
+        path: &str,
+        api_path: &str,
+        fields: Map<String, Value>,
+        current: Option<u64>,
+        token: &Secret,
+    ) -> Result<Option<u64>> {
+        let caps = "\"create\", \"update\", \"read\"";
         let body = match mount.version {
             2 => json!({ "options": { "cas": current.unwrap_or(0) }, "data": fields }),
             _ => Value::Object(fields),
         };
-        let answer = self.call(
-            Method::POST,
-            &api_path,
-            None,
-            Some(&body),
-            Some(&token),
-            path,
-        )?;
+        let answer = self.call(Method::POST, api_path, None, Some(&body), Some(token), path)?;
         drop(body);
         match answer.status {
             s if s.is_success() => {}
             StatusCode::FORBIDDEN => {
-                return Err(self.denied(&token, &format!("writing {path}"), &api_path, path, caps));
+                return Err(self.denied(token, &format!("writing {path}"), api_path, path, caps));
             }
             StatusCode::BAD_REQUEST if answer.errors().contains("check-and-set") => {
                 return Err(Error::secret(format!(
@@ -930,6 +944,46 @@ impl Client {
         reads.retain(|(p, _), _| p != path);
         Ok(answer.body["data"]["version"].as_u64())
     }
+
+    /// Puts a secret back as it was before `written` (a change that failed
+    /// after the write): the old fields as a new version, or the new secret
+    /// deleted when there was none.
+    fn undo(&self, written: &Written) -> Result<()> {
+        let path = written.path.as_str();
+        let token = self.token(path)?;
+        let mount = self.mount(path, &token)?;
+        let api_path = mount.data_path(path);
+        match &written.previous {
+            Some(fields) => self
+                .put(
+                    &mount,
+                    path,
+                    &api_path,
+                    fields.clone(),
+                    written.version,
+                    &token,
+                )
+                .map(|_| ()),
+            None => {
+                let answer =
+                    self.call(Method::DELETE, &api_path, None, None, Some(&token), path)?;
+                if answer.status.is_success() {
+                    Ok(())
+                } else {
+                    Err(self.unexpected(&answer, &format!("deleting {path}"), path))
+                }
+            }
+        }
+    }
+}
+
+/// A write made by a change, with what it replaced, so a change that fails
+/// later can put it back. Holds secret values: no `Debug`.
+pub struct Written {
+    path: String,
+    previous: Option<Map<String, Value>>,
+    /// The new KV v2 version.
+    pub version: Option<u64>,
 }
 
 /// The token of a login (or renewal) answer's `auth` object.
@@ -1001,12 +1055,17 @@ pub fn read(path: &str, field: &str, version: Option<u64>, at: &SecretRef) -> Re
         .map_err(|e| with_record(e, at, &source))
 }
 
-/// Writes one field of a secret; returns the new KV v2 version.
-pub fn write(path: &str, field: &str, value: &Secret, at: &SecretRef) -> Result<Option<u64>> {
+/// Writes one field of a secret (the other fields kept); the receipt can undo it.
+pub fn write(path: &str, field: &str, value: &Secret, at: &SecretRef) -> Result<Written> {
     let source = format!("vault:{path}#{field}");
     client()
         .and_then(|c| c.write(path, field, value))
         .map_err(|e| with_record(e, at, &source))
+}
+
+/// Puts back what [`write`] replaced.
+pub fn undo(written: &Written) -> Result<()> {
+    client().and_then(|c| c.undo(written))
 }
 
 /// What `doctor` reports about Vault.

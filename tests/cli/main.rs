@@ -3,6 +3,7 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod diff;
 mod fleet;
 mod history;
 mod inbound;

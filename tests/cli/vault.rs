@@ -157,6 +157,22 @@ impl Bao {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// The bao CLI inside a namespace; insists on success.
+    #[track_caller]
+    pub fn bao_in(&self, namespace: &str, args: &[&str]) -> String {
+        let out = self
+            .command(args)
+            .env("VAULT_NAMESPACE", namespace)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bao {args:?} in {namespace} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// `bao <args> -` with `stdin` (a policy, a PEM).
     #[track_caller]
     fn bao_stdin(&self, args: &[&str], stdin: &str) {
@@ -192,6 +208,13 @@ impl Bao {
             &format!("-policy={name}"),
             &format!("-ttl={ttl}"),
         ])
+    }
+
+    /// The JSON of a KV secret as bao shows it.
+    pub fn kv_get(&self, args: &[&str]) -> Value {
+        let mut all = vec!["kv", "get", "-format=json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.bao(&all)).unwrap()
     }
 
     /// Request entries of the audit log, as (operation, path).
@@ -947,4 +970,512 @@ fn no_secret_or_token_in_the_argument_list() {
     );
     assert!(!all.contains("proc-Ee7") && !all.contains(ROOT_TOKEN));
     assert_eq!(received_password(&server), "proc-Ee7");
+}
+
+#[test]
+fn password_stdin_with_a_vault_reference_writes_a_new_version_keeping_the_other_fields() {
+    let bao = shared();
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/t-write/app",
+        "password=old-Yy1",
+        "user=svc",
+        "note=kept",
+    ]);
+    bao.bao(&[
+        "kv",
+        "put",
+        "kv1/t-write/app",
+        "password=old-v1",
+        "user=svc1",
+    ]);
+    let f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    let server = endpoint(&f.f);
+    f.f.store(&basic("app", &url(&server), "env:UNUSED"));
+
+    // KV v2: a new version with the other fields as they were.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/app#password",
+        ],
+        Some("new-Gg4\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_leak(&run, &["new-Gg4", ROOT_TOKEN]);
+    let secret = bao.kv_get(&["secret/t-write/app"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 2, "{secret:#}");
+    assert_eq!(secret["data"]["data"]["password"], "new-Gg4");
+    assert_eq!(secret["data"]["data"]["user"], "svc");
+    assert_eq!(secret["data"]["data"]["note"], "kept");
+    let store = f.f.env.store_text();
+    assert!(
+        store.contains("password = \"vault:secret/t-write/app#password\""),
+        "{store}"
+    );
+    assert!(!store.contains("new-Gg4"));
+    f.expect(&["connection", "test", "app"], 0);
+    assert_eq!(received_password(&server), "new-Gg4");
+
+    // Again with the same reference: the record is unchanged, Vault gets version 3.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/app#password",
+        ],
+        Some("newer-Ff5"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        bao.kv_get(&["secret/t-write/app"])["data"]["metadata"]["version"],
+        3
+    );
+    assert_eq!(
+        bao.kv_get(&["-version=2", "secret/t-write/app"])["data"]["data"]["password"],
+        "new-Gg4"
+    );
+
+    // A path that does not exist yet: created as version 1.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/fresh#password",
+        ],
+        Some("fresh-Aa2"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fresh = bao.kv_get(&["secret/t-write/fresh"]);
+    assert_eq!(fresh["data"]["metadata"]["version"], 1);
+    assert_eq!(fresh["data"]["data"]["password"], "fresh-Aa2");
+
+    // KV v1: the field merged into the others.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "kv1/t-write/app#password",
+        ],
+        Some("new-v1-Cc3"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v1 = bao.kv_get(&["kv1/t-write/app"]);
+    assert_eq!(v1["data"]["password"], "new-v1-Cc3");
+    assert_eq!(v1["data"]["user"], "svc1");
+
+    // An inbound user's password, the same way.
+    let run = f.run_stdin(
+        &[
+            "inbound-user",
+            "add",
+            "remote",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-write/inbound#password",
+        ],
+        Some("inbound-Dd6"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    f.expect(
+        &["connection", "edit", "app", "--inbound-user", "remote"],
+        0,
+    );
+    f.expect(&["connection", "activate", "app"], 0);
+    let run = f.run_stdin(
+        &["inbound", "check", "remote", "--password-stdin"],
+        Some("inbound-Dd6"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = f.run_stdin(
+        &["inbound", "check", "remote", "--password-stdin"],
+        Some("wrong"),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
+#[test]
+fn a_refused_command_writes_nothing_to_vault() {
+    let bao = shared();
+    bao.bao(&["kv", "put", "secret/t-refused/app", "password=before-Kk8"]);
+    let reader = bao.token_with_policy(
+        "t-refused-read",
+        "path \"secret/data/t-refused/*\" { capabilities = [\"read\"] }\n",
+        "1h",
+    );
+    let mut f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    f.f.store(&basic(
+        "app",
+        "https://partner.example.test/api",
+        "env:UNUSED",
+    ));
+    let before_store = f.f.env.store_bytes();
+    let baseline = bao.audited().len();
+    let writes = || {
+        bao.audited()
+            .into_iter()
+            .skip(baseline)
+            .filter(|(op, p)| p == "secret/data/t-refused/app" && op != "read")
+            .count()
+    };
+    let add = |extra: &[&str], code: i32| {
+        let mut args = vec!["connection", "add", "new", "--integration"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--auth",
+            "basic",
+            "--user",
+            "svc",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app#password",
+        ]);
+        let run = f.run_stdin(&args, Some("after-Mm9"));
+        assert_eq!(run.code, code, "{args:?}\n{}", run.stderr);
+        assert_no_leak(&run, &["after-Mm9", "before-Kk8"]);
+    };
+    // No such integration (3); a production http URL without --allow-http (4).
+    add(
+        &[
+            "nosuch",
+            "--env",
+            "test",
+            "--url",
+            "https://a.example.test/x",
+        ],
+        3,
+    );
+    add(
+        &[
+            "inc",
+            "--env",
+            "production",
+            "--url",
+            "http://a.example.test/x",
+        ],
+        4,
+    );
+    // A name that exists already (4).
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "add",
+            "app",
+            "--integration",
+            "inc",
+            "--env",
+            "test",
+            "--url",
+            "https://a.example.test/x",
+            "--auth",
+            "basic",
+            "--user",
+            "svc",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app#password",
+        ],
+        Some("after-Mm9"),
+    );
+    assert_ne!(run.code, 0);
+    // A pinned version cannot be written (2), and stdin is not even read.
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app?version=1#password",
+        ],
+        Some("after-Mm9"),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(writes(), 0, "{:?}", bao.audited());
+    // Vault refuses the write (a read-only token): exit 5, the store keeps its old source.
+    f.set("VAULT_TOKEN", &reader);
+    let run = f.run_stdin(
+        &[
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-refused/app#password",
+        ],
+        Some("after-Mm9"),
+    );
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("permission denied"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("\"create\", \"update\", \"read\""),
+        "{}",
+        run.stderr
+    );
+
+    let secret = bao.kv_get(&["secret/t-refused/app"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 1);
+    assert_eq!(secret["data"]["data"]["password"], "before-Kk8");
+    assert_eq!(f.f.env.store_bytes(), before_store);
+}
+
+#[test]
+fn a_login_token_that_would_expire_mid_run_is_renewed() {
+    let bao = shared();
+    bao.bao_stdin(
+        &["policy", "write", "t-renew", "-"],
+        "path \"secret/data/t-renew/*\" { capabilities = [\"read\"] }\n",
+    );
+    bao.bao(&[
+        "write",
+        "auth/approle/role/t-renew",
+        "token_policies=t-renew",
+        "token_ttl=3s",
+        "token_max_ttl=1h",
+    ]);
+    let role_id = bao.bao(&[
+        "read",
+        "-field=role_id",
+        "auth/approle/role/t-renew/role-id",
+    ]);
+    let secret_id = bao.bao(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/t-renew/secret-id",
+    ]);
+    let mut f = VaultFixture::new(bao, None);
+    // Each send takes a second, one at a time: the run outlives the 3 s token.
+    let server = http_server(
+        &f.f.rt,
+        std::sync::Arc::new(|_| {
+            let mut reply = crate::outbound_servers::Reply::new(200, "ok");
+            reply.delay = Some(Duration::from_millis(1000));
+            reply
+        }),
+    );
+    let mut records = String::new();
+    for i in 0..6 {
+        bao.bao(&[
+            "kv",
+            "put",
+            &format!("secret/t-renew/p{i}"),
+            &format!("password=renew-{i}"),
+        ]);
+        records.push_str(&basic(
+            &format!("c{i}"),
+            &url(&server),
+            &format!("vault:secret/t-renew/p{i}#password"),
+        ));
+    }
+    records.push_str("[vault]\nauth = \"approle\"\n\n[vault.approle]\nrole_id = \"env:ROLE\"\nsecret_id = \"env:SECRET\"\n");
+    f.f.store(&records);
+    f.set("ROLE", &role_id);
+    f.set("SECRET", &secret_id);
+    let baseline = bao.audited().len();
+    let run = f.expect(
+        &["-o", "json", "connection", "test", "--all", "--jobs", "1"],
+        0,
+    );
+    assert_eq!(run.json().as_array().unwrap().len(), 6);
+    let audited: Vec<(String, String)> = bao.audited().into_iter().skip(baseline).collect();
+    let count = |path: &str| audited.iter().filter(|(_, p)| p == path).count();
+    assert!(count("auth/token/renew-self") >= 1, "{audited:?}");
+    assert_eq!(count("auth/approle/login"), 1, "{audited:?}");
+    for i in 0..6 {
+        assert_eq!(
+            count(&format!("secret/data/t-renew/p{i}")),
+            1,
+            "{audited:?}"
+        );
+    }
+}
+
+#[test]
+fn a_namespace_from_the_environment_or_the_store() {
+    let bao = shared();
+    bao.bao(&["namespace", "create", "t-ns"]);
+    bao.bao_in("t-ns", &["secrets", "enable", "-path=team", "kv-v2"]);
+    bao.bao_in("t-ns", &["kv", "put", "team/app", "password=ns-Uu3"]);
+    let mut f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    let server = endpoint(&f.f);
+    let record = basic("app", &url(&server), "vault:team/app#password");
+    f.f.store(&record);
+    // Outside the namespace there is no such mount.
+    let run = f.expect(&["connection", "test", "app"], 5);
+    assert!(
+        run.stderr.contains("no secrets engine at team/app"),
+        "{}",
+        run.stderr
+    );
+    f.set("VAULT_NAMESPACE", "t-ns");
+    f.expect(&["connection", "test", "app"], 0);
+    assert_eq!(received_password(&server), "ns-Uu3");
+    f.unset("VAULT_NAMESPACE");
+    f.f.store(&format!("{record}[vault]\nnamespace = \"t-ns\"\n"));
+    f.expect(&["connection", "test", "app"], 0);
+}
+
+#[test]
+fn mid_server_and_oauth_profile_secrets_come_from_vault_too() {
+    let bao = shared();
+    bao.bao(&["kv", "put", "secret/t-kinds/mid", "password=mid-Ss1"]);
+    bao.bao(&["kv", "put", "secret/t-kinds/idp", "client_secret=idp-Ss2"]);
+    let f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    f.f.store("");
+    f.expect(
+        &[
+            "mid-server",
+            "add",
+            "dmz",
+            "--url",
+            "http://127.0.0.1:3128",
+            "--user",
+            "mid",
+            "--password-vault",
+            "secret/t-kinds/mid#password",
+        ],
+        0,
+    );
+    f.expect(
+        &[
+            "oauth-profile",
+            "add",
+            "idp",
+            "--token-url",
+            "https://idp.example.test/token",
+            "--client-id",
+            "connctl",
+            "--client-secret-vault",
+            "vault:secret/t-kinds/idp#client_secret",
+        ],
+        0,
+    );
+    let store = f.f.env.store_text();
+    assert!(
+        store.contains("password = \"vault:secret/t-kinds/mid#password\""),
+        "{store}"
+    );
+    assert!(
+        store.contains("client_secret = \"vault:secret/t-kinds/idp#client_secret\""),
+        "{store}"
+    );
+    // Two sources at once are refused, as before.
+    let run = f.expect(
+        &[
+            "mid-server",
+            "edit",
+            "dmz",
+            "--password-env",
+            "X",
+            "--password-vault",
+            "secret/t-kinds/mid#password",
+        ],
+        2,
+    );
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    let run = f.expect(&["-o", "json", "doctor"], 0);
+    let json = run.json();
+    let sources: Vec<(&str, bool)> = json["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["source"].as_str().unwrap(), s["ok"].as_bool().unwrap()))
+        .collect();
+    assert!(
+        sources.contains(&("vault:secret/t-kinds/mid#password", true)),
+        "{sources:?}"
+    );
+    assert!(
+        sources.contains(&("vault:secret/t-kinds/idp#client_secret", true)),
+        "{sources:?}"
+    );
+    assert_no_leak(&run, &["mid-Ss1", "idp-Ss2"]);
+}
+
+#[test]
+fn a_vault_write_is_put_back_when_the_store_cannot_be_written() {
+    let bao = shared();
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/t-undo/app",
+        "password=kept-Nn4",
+        "user=svc",
+    ]);
+    let f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    f.f.store(&basic(
+        "app",
+        "https://partner.example.test/api",
+        "env:UNUSED",
+    ));
+    let hold = f.f.env.path("hold");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("connctl"));
+    cmd.env_clear()
+        .env("HOME", &f.f.env.home)
+        .env("CONNCTL_STORE", &f.f.env.store)
+        .env("CONNCTL_TEST_HOLD", &hold)
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .args([
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-undo/app#password",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"lost-Oo5").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !hold.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the change never reached its hold point"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Planned and validated: now the store's folder becomes a file, so the
+    // store cannot be written after the Vault write.
+    let folder = f.f.env.store.parent().unwrap().to_path_buf();
+    let moved = f.f.env.path("store-moved");
+    std::fs::rename(&folder, &moved).unwrap();
+    std::fs::write(&folder, "not a folder").unwrap();
+    std::fs::remove_file(&hold).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("lost-Oo5") && !stderr.contains("kept-Nn4"),
+        "{stderr}"
+    );
+    // Vault: the write (version 2) was put back as version 3 with the old fields.
+    let secret = bao.kv_get(&["secret/t-undo/app"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 3, "{secret:#}");
+    assert_eq!(secret["data"]["data"]["password"], "kept-Nn4");
+    assert_eq!(secret["data"]["data"]["user"], "svc");
+    std::fs::remove_file(&folder).unwrap();
+    std::fs::rename(&moved, &folder).unwrap();
+    assert!(f.f.env.store_text().contains("password = \"env:UNUSED\""));
 }

@@ -1,5 +1,6 @@
 //! `connctl connection ...`: the records; `test` and `send` in their own files.
 
+pub mod diff;
 mod send;
 mod test;
 
@@ -49,6 +50,7 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
                 timeout: args.options.timeout,
             },
         ),
+        ConnectionCommand::Diff(args) => diff::run(ctx, args),
     }
 }
 
@@ -98,7 +100,7 @@ fn check_connection(name: &str, c: &Connection) -> Result<()> {
                 "connection '{name}' uses basic authentication but has no password"
             ))
             .with_hint(
-                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH or --password-cmd CMD",
+                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD",
             ));
         }
         _ => {}

@@ -2,6 +2,8 @@
 
 mod rollback;
 
+mod diff;
+
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -121,6 +123,7 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
             ctx.out.status(&format!("removed integration '{name}'"));
             Ok(())
         }
+        IntegrationCommand::Diff(args) => diff::run(ctx, args),
     }
 }
 
