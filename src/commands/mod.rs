@@ -366,30 +366,6 @@ pub fn existing_file(flag: &str, path: &std::path::Path) -> Result<PathBuf> {
     Ok(abs)
 }
 
-/// A `y` typed on the terminal, or `--yes`; otherwise `declined` (exit 4).
-/// Without a terminal on stdin and stderr (or with stdin carrying data)
-/// there is no one to ask, so the answer is no.
-pub fn confirm(ctx: &Context, question: &str, declined: Error, stdin_busy: bool) -> Result<()> {
-    use std::io::{IsTerminal, Write};
-    if ctx.yes {
-        return Ok(());
-    }
-    if stdin_busy || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(declined);
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| Error::invalid("cannot read the answer").with_source(&e))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(declined)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

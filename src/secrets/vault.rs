@@ -1055,6 +1055,13 @@ pub fn read(path: &str, field: &str, version: Option<u64>, at: &SecretRef) -> Re
         .map_err(|e| with_record(e, at, &source))
 }
 
+/// The names of a secret's fields (escaped for messages), to help pick one.
+pub fn field_names(path: &str) -> Result<Vec<String>> {
+    let client = client()?;
+    let fields = client.fields(path, None)?;
+    Ok(fields.0.keys().map(|k| shown(k)).collect())
+}
+
 /// Writes one field of a secret (the other fields kept); the receipt can undo it.
 pub fn write(path: &str, field: &str, value: &Secret, at: &SecretRef) -> Result<Written> {
     let source = format!("vault:{path}#{field}");

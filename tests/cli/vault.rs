@@ -528,6 +528,13 @@ fn a_missing_field_or_path_names_what_is_there() {
         2,
     );
     assert!(run.stderr.contains("names no field"), "{}", run.stderr);
+    // Vault is asked which fields there are.
+    assert!(
+        run.stderr.contains("has the fields 'password', 'user'"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("pw-Qm2"), "{}", run.stderr);
     assert_eq!(f.f.env.store_bytes(), before);
 }
 
@@ -1388,6 +1395,22 @@ fn mid_server_and_oauth_profile_secrets_come_from_vault_too() {
         2,
     );
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    // The client secret written through stdin: a new version in Vault.
+    let run = f.run_stdin(
+        &[
+            "oauth-profile",
+            "edit",
+            "idp",
+            "--client-secret-stdin",
+            "--client-secret-vault",
+            "secret/t-kinds/idp#client_secret",
+        ],
+        Some("idp-Ss3"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let secret = bao.kv_get(&["secret/t-kinds/idp"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 2);
+    assert_eq!(secret["data"]["data"]["client_secret"], "idp-Ss3");
     let run = f.expect(&["-o", "json", "doctor"], 0);
     let json = run.json();
     let sources: Vec<(&str, bool)> = json["secrets"]
@@ -1404,7 +1427,7 @@ fn mid_server_and_oauth_profile_secrets_come_from_vault_too() {
         sources.contains(&("vault:secret/t-kinds/idp#client_secret", true)),
         "{sources:?}"
     );
-    assert_no_leak(&run, &["mid-Ss1", "idp-Ss2"]);
+    assert_no_leak(&run, &["mid-Ss1", "idp-Ss2", "idp-Ss3"]);
 }
 
 #[test]

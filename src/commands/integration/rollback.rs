@@ -1,7 +1,7 @@
 //! `connctl integration rollback`: undo the last activation change the journal recorded.
 
 use crate::commands::history::read_journal;
-use crate::commands::{Context, confirm, not_found};
+use crate::commands::{Context, not_found};
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::model::{Environment, RecordKind, now_rfc3339};
@@ -99,12 +99,11 @@ pub fn run(ctx: &Context, name: &str, to: Option<&str>) -> Result<()> {
                     "connection '{target}' is a production connection: not activated without confirmation"
                 ))
                 .with_hint("confirm on a terminal, or pass --yes");
-                confirm(
-                    ctx,
-                    &format!("Roll integration '{name}' back to production connection '{target}'?"),
-                    declined,
-                    false,
-                )?;
+                let question =
+                    format!("Roll integration '{name}' back to production connection '{target}'?");
+                if !ctx.yes && ctx.out.confirm(&question)? != Some(true) {
+                    return Err(declined);
+                }
             }
         }
         Goal::Deactivate => {}
