@@ -284,7 +284,6 @@ fn a_password_the_endpoint_rejects_changes_nothing() {
 #[test]
 fn restore_is_tested_like_a_rotation_and_no_test_skips_with_a_warning() {
     let env = TestEnv::new();
-    let s = servers();
     basic_connection(&env, "first-pw", "second-pw");
     let id = store_id(&env);
     let account = format!("{id}/connection/c/password");
