@@ -7,6 +7,7 @@ pub mod compare;
 pub mod error;
 pub mod inbound;
 pub mod journal;
+pub mod limits;
 pub mod model;
 pub mod outbound;
 pub mod output;

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::commands::outbound::{outcome_error, runtime, timeout, total_ms};
+use crate::commands::outbound::{outcome_error, runtime, total_ms};
 use crate::commands::{Context, not_found, take_secret};
 use crate::error::{Error, Result};
 use crate::journal::{Action, Change};
@@ -21,7 +21,7 @@ pub struct Rotate<'a> {
     pub no_test: bool,
     /// For profiles and MID servers: test through this connection only.
     pub connection: Option<&'a str>,
-    pub timeout: f64,
+    pub timeout: std::time::Duration,
 }
 
 impl Rotate<'_> {
@@ -222,7 +222,7 @@ pub fn run(ctx: &Context, r: Rotate<'_>) -> Result<()> {
         test_targets(&store, &r)?
     };
     let spec = RequestSpec {
-        timeout: timeout(r.timeout)?,
+        timeout: r.timeout,
         ..RequestSpec::default()
     };
 

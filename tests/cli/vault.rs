@@ -98,12 +98,13 @@ impl Bao {
             .stderr(log)
             .spawn()
             .expect("start bao");
-        // The shared server is a static, never dropped: a watchdog ends it
-        // when this test process is gone. (Drop ends the others at once.)
+        // The shared server is a static, never dropped: a watchdog ends it and
+        // removes its folder when this test process is gone. (Drop ends the others at once.)
         let watchdog = format!(
-            "while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill {} 2>/dev/null",
+            "while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill {} 2>/dev/null; sleep 1; rm -rf '{}'",
             std::process::id(),
-            child.id()
+            child.id(),
+            dir.path().display()
         );
         let watchdog = Command::new("sh")
             .arg("-c")
