@@ -506,20 +506,9 @@ pub fn take_input(
             }
             Ok(Some((SecretSource::Cmd(command), None)))
         }
-        Some(SecretInput::Vault(reference)) => {
-            let reference = reference.trim();
-            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
-            let source = format!("vault:{reference}")
-                .parse::<SecretSource>()
-                .map_err(Error::usage)?;
-            Ok(Some((source, None)))
-        }
+        Some(SecretInput::Vault(reference)) => Ok(Some((vault_reference(&reference)?, None))),
         Some(SecretInput::VaultWrite(reference)) => {
-            let reference = reference.trim();
-            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
-            let source = format!("vault:{reference}")
-                .parse::<SecretSource>()
-                .map_err(Error::usage)?;
+            let source = vault_reference(&reference)?;
             if let SecretSource::Vault {
                 version: Some(n), ..
             } = &source
@@ -548,6 +537,39 @@ pub fn take_input(
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
     }
+}
+
+/// A `--password-vault` reference (with or without `vault:`). One without a
+/// `#FIELD` is refused; when Vault can be asked, the error lists the fields
+/// the secret has, so the operator can pick one.
+fn vault_reference(reference: &str) -> Result<SecretSource> {
+    let reference = reference.trim();
+    let reference = reference.strip_prefix("vault:").unwrap_or(reference);
+    let text = format!("vault:{reference}");
+    text.parse::<SecretSource>().map_err(|message| {
+        let err = Error::usage(message);
+        if reference.contains('#') {
+            return err;
+        }
+        let path = reference
+            .split_once('?')
+            .map_or(reference, |(p, _)| p)
+            .trim_matches('/');
+        match vault::field_names(path) {
+            Ok(names) if !names.is_empty() => {
+                let first = &names[0];
+                err.with_hint(format!(
+                    "the secret at {path} has the fields {}: write e.g. '{path}#{first}'",
+                    names
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            _ => err,
+        }
+    })
 }
 
 /// All of stdin, one trailing newline trimmed; empty input is a usage error.
