@@ -91,7 +91,8 @@ impl Error {
     pub fn not_found(kind: &str, name: &str) -> Self {
         Self::new(
             ErrorKind::NotFound,
-            format!("{kind} '{name}' does not exist"),
+            // The name is the user's argument: shown escaped.
+            format!("{kind} '{}' does not exist", crate::output::escape(name)),
         )
         .with_hint(format!("run `connctl {kind} list` to see the names"))
     }

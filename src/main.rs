@@ -71,6 +71,8 @@ fn report(err: &Error, color: bool) -> ExitCode {
     } else {
         "error:"
     };
-    eprintln!("{label} {err}");
+    // Our messages may have lines of their own (causes, hints); anything
+    // else that could drive the terminal is escaped.
+    eprintln!("{label} {}", output::escape_lines(&err.to_string()));
     ExitCode::from(err.exit_code())
 }

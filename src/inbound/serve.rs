@@ -655,12 +655,15 @@ async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Res
         }
     };
     if shared.log_requests {
-        eprintln!(
+        // One line per request: the user name, path and notes come from the
+        // client, so a newline in them must not start a forged log line.
+        let line = format!(
             "{} {} {} {path} {note}",
             info.peer,
             response.status().as_u16(),
             parts.method
         );
+        eprintln!("{}", crate::output::escape(&line));
     }
     response
 }
@@ -898,7 +901,12 @@ async fn admit(
     {
         Ok(secret) => secret,
         Err(e) => {
-            eprintln!("error: cannot read the password of inbound-user '{user}': {e}");
+            eprintln!(
+                "{}",
+                crate::output::escape(&format!(
+                    "error: cannot read the password of inbound-user '{user}': {e}"
+                ))
+            );
             return Err(Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server cannot check credentials right now",

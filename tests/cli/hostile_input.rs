@@ -336,3 +336,55 @@ fn a_timed_out_command_source_takes_its_background_children_along() {
         "the background child {pid} of the timed-out command still runs"
     );
 }
+
+#[test]
+fn escapes_from_the_store_and_the_command_line_never_reach_the_terminal_raw() {
+    let env = TestEnv::new();
+    let hostile = "\x1b[31mred\nforged line\r\u{9b}2J\u{202e}txt";
+    env.ok(&["integration", "add", "i", "--application", hostile]);
+    let list = env.ok(&["integration", "list"]);
+    let show = env.ok(&["integration", "show", "i"]);
+    for out in [&list, &show] {
+        assert!(!out.contains('\x1b') && !out.contains('\r'), "{out:?}");
+        assert!(
+            !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+            "{out:?}"
+        );
+        assert!(!out.lines().any(|l| l.starts_with("forged")), "{out}");
+        assert!(
+            out.contains(r"\x1b[31mred\nforged line\r\u{9b}2J\u{202e}txt"),
+            "{out}"
+        );
+    }
+    // JSON stays exact.
+    let json = env.ok(&["integration", "show", "i", "-o", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        value["application"]
+            .as_str()
+            .or(value["integration"]["application"].as_str()),
+        Some(hostile),
+        "{json}"
+    );
+    // A store written by hand holds the same in a description.
+    let text = env.store_text().replace(
+        "[integration.i]",
+        "[integration.i]\ndescription = \"\\u001b]0;pwned\\u0007\\nerror: forged\"",
+    );
+    write(&env.store, &text);
+    let show = env.ok(&["integration", "show", "i"]);
+    assert!(!show.contains('\x1b') && !show.contains('\x07'), "{show:?}");
+    assert!(
+        !show.lines().any(|l| l.starts_with("error: forged")),
+        "{show}"
+    );
+
+    // An argument echoed in an error.
+    let run = env.fails(&["integration", "show", "\x1b[2Jnope\nerror: forged"], 3);
+    assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("error: forged")),
+        "{}",
+        run.stderr
+    );
+}

@@ -834,3 +834,29 @@ fn serve_keeps_query_credentials_out_of_the_log_and_the_spool() {
     assert_eq!(mode(&spool_dir), 0o700);
     assert_eq!(mode(&spool_dir.join("messages.jsonl")), 0o600);
 }
+
+#[test]
+fn serve_log_escapes_a_user_name_that_would_forge_a_line() {
+    use base64::Engine;
+    let env = env_with_store();
+    let pki = make_pki(&env);
+    let server = tls_server(&env, &pki, &[]);
+    // No ':' in it: Basic ends the user name at the first one.
+    let forged = "10.0.0.1 202 POST /inbound/orders user=remote connection=forged";
+    let user = format!("evil\x1b[2K\n{forged}");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+    let out = curl(
+        &server,
+        &pki,
+        true,
+        &["-H", &format!("Authorization: Basic {basic}"), "-d", "x"],
+    );
+    assert_eq!(out.status, 401, "{}{}", out.head_and_body, out.stderr);
+    let (_, log) = server.stop();
+    assert!(!log.contains('\x1b'), "{log:?}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("10.0.0.1 ")),
+        "a forged line reached the log:\n{log}"
+    );
+    assert!(log.contains("user=evil\\x1b[2K\\n10.0.0.1 202"), "{log}");
+}
