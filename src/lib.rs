@@ -6,6 +6,7 @@ pub mod commands;
 pub mod error;
 pub mod inbound;
 pub mod model;
+pub mod monitor;
 pub mod outbound;
 pub mod output;
 pub mod pem;

@@ -21,6 +21,7 @@ pub mod inbound;
 pub mod inbound_user;
 pub mod integration;
 pub mod mid_server;
+pub mod monitor;
 pub mod oauth_profile;
 pub mod outbound;
 pub mod protocol_profile;
@@ -95,6 +96,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Import(args) => transfer::import(ctx, args),
         Command::Doctor(args) => doctor::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
+        Command::Monitor(args) => monitor::run(ctx, args),
         Command::Completions(args) => completions::run(ctx, args),
     }
 }
