@@ -34,10 +34,12 @@
 //! 4. Read the previous value of every entry to be set (a read only).
 //! 5. Hooks' [`CommitHook::prepare`] (a journal's write-ahead goes here);
 //!    an error ends here with nothing done.
-//! 6. Keyring sets, in order. If one fails, the ones already made are put
-//!    back (previous value, or the new entry deleted) and the error returned.
+//! 6. Vault writes (`--password-stdin` with `--password-vault`), then keyring
+//!    sets, in order. If one fails, the ones already made are put back
+//!    (previous value, or the new entry deleted; a Vault secret rewritten as
+//!    it was) and the error returned.
 //! 7. Write the new store to a temporary file, fsync, rename over the store,
-//!    fsync the folder. If that fails, the sets are put back likewise.
+//!    fsync the folder. If that fails, the sets and Vault writes are put back likewise.
 //! 8. Hooks' [`CommitHook::committed`]: the change is in place.
 //! 9. Keyring deletes. A failure is a leftover (an orphan entry reported to
 //!    the caller; `doctor --fix` removes it later), not an error: the store
@@ -73,6 +75,15 @@ pub struct Draft {
     store_id: String,
     sets: Vec<(SecretRef, Secret)>,
     deletes: Vec<SecretRef>,
+    vault_writes: Vec<VaultWrite>,
+}
+
+/// A value bound for Vault (`--password-stdin` with `--password-vault`):
+/// written on commit, before the store records the reference.
+struct VaultWrite {
+    at: SecretRef,
+    source: SecretSource,
+    value: Secret,
 }
 
 impl Deref for Draft {
@@ -107,7 +118,16 @@ impl Draft {
     ) -> SecretSource {
         if let Some(value) = taken.value {
             let at = self.secret_ref(kind, name, field);
-            self.set_secret(at, value);
+            if let SecretSource::Vault { .. } = &taken.source {
+                self.vault_writes.retain(|w| w.at != at);
+                self.vault_writes.push(VaultWrite {
+                    at,
+                    source: taken.source.clone(),
+                    value,
+                });
+            } else {
+                self.set_secret(at, value);
+            }
         }
         taken.source
     }
@@ -164,6 +184,12 @@ pub struct Touched {
 pub enum SecretChange {
     Set(SecretRef),
     Deleted(SecretRef),
+    /// A value written to Vault for a record's field; `version` is the new KV v2 version.
+    VaultWritten {
+        at: SecretRef,
+        source: SecretSource,
+        version: Option<u64>,
+    },
 }
 
 /// A keyring entry the commit should have deleted and could not.
@@ -235,12 +261,14 @@ pub fn commit<T>(
         store: before.clone(),
         sets: Vec::new(),
         deletes: Vec::new(),
+        vault_writes: Vec::new(),
     };
     let value = edit(&mut draft)?;
     let Draft {
         store: after,
         sets,
         deletes: explicit_deletes,
+        vault_writes,
         ..
     } = draft;
 
@@ -252,8 +280,16 @@ pub fn commit<T>(
     for (at, _) in &sets {
         check_set_target(&after, at)?;
     }
+    for write in &vault_writes {
+        check_vault_target(&after, write)?;
+    }
     let deletes = deletes_for(&before, &after, &sets, explicit_deletes);
-    let touched = touched(&before, &after, &sets);
+    let touched = {
+        // A value written to Vault changes the field even when the reference stays.
+        let mut changed: Vec<(SecretRef, Secret)> = sets.clone();
+        changed.extend(vault_writes.iter().map(|w| (w.at.clone(), w.value.clone())));
+        touched(&before, &after, &changed)
+    };
 
     let record = ChangeRecord {
         store_path: path,
@@ -273,16 +309,36 @@ pub fn commit<T>(
     }
 
     let mut made = Vec::new();
-    for (at, value) in &sets {
+    // Vault first: a write there is the step most likely to be refused
+    // (policy, sealed), and it is undone like the keyring sets if a later step fails.
+    let mut written = Vec::with_capacity(vault_writes.len());
+    for write in &vault_writes {
+        let SecretSource::Vault { path, field, .. } = &write.source else {
+            continue;
+        };
+        match secrets::vault::write(path, field, &write.value, &write.at) {
+            Ok(receipt) => {
+                made.push(SecretChange::VaultWritten {
+                    at: write.at.clone(),
+                    source: write.source.clone(),
+                    version: receipt.version,
+                });
+                written.push(receipt);
+            }
+            Err(err) => return Err(with_vault_undone(err, &written)),
+        }
+    }
+    for (done, (at, value)) in sets.iter().enumerate() {
         if let Err(err) = secrets::keyring_set(at, value) {
-            return Err(with_restored(err, &previous[..made.len()]));
+            let err = with_restored(err, &previous[..done]);
+            return Err(with_vault_undone(err, &written));
         }
         made.push(SecretChange::Set(at.clone()));
     }
     if let Some(text) = &text
         && let Err(err) = store::write_store(path, text)
     {
-        return Err(with_restored(err, &previous));
+        return Err(with_vault_undone(with_restored(err, &previous), &written));
     }
 
     let mut warnings = Vec::new();
@@ -328,46 +384,52 @@ fn check_set_target(after: &Store, at: &SecretRef) -> Result<()> {
     Ok(())
 }
 
-/// Every keyring entry the change leaves unnamed, plus the explicit deletes.
+/// A value for Vault must go to a record of the planned store whose field
+/// names that very Vault secret.
+fn check_vault_target(after: &Store, write: &VaultWrite) -> Result<()> {
+    let field = secrets::secret_fields(after)
+        .into_iter()
+        .find(|(f, _)| *f == write.at)
+        .map(|(_, source)| source);
+    if field.as_ref() != Some(&write.source) {
+        return Err(Error::failed(format!(
+            "internal: a Vault value for {} was planned, but the record does not name {}",
+            write.at.describe(),
+            write.source
+        )));
+    }
+    Ok(())
+}
+
+/// Puts back the Vault secrets a failed commit had written, newest first.
+fn with_vault_undone(mut err: Error, written: &[secrets::vault::Written]) -> Error {
+    for receipt in written.iter().rev() {
+        if let Err(e) = secrets::vault::undo(receipt) {
+            err = err.with_cause(format!(
+                "a value written to Vault could not be put back: {}",
+                e.message
+            ));
+        }
+    }
+    err
+}
+
+/// Every keyring entry the change leaves unnamed (see
+/// `secrets::named_entries`), plus the explicit deletes; never one being set.
 fn deletes_for(
     before: &Store,
     after: &Store,
     sets: &[(SecretRef, Secret)],
     explicit: Vec<SecretRef>,
 ) -> Vec<SecretRef> {
-    let kept: BTreeSet<String> = secrets::secret_fields(after)
-        .into_iter()
-        .filter(|(_, s)| *s == SecretSource::Keyring)
-        .map(|(at, _)| at.account())
+    let kept: BTreeSet<String> = secrets::named_entries(after)
+        .iter()
+        .map(SecretRef::account)
         .collect();
-    let mut out: Vec<SecretRef> = secrets::secret_fields(before)
+    let mut out: Vec<SecretRef> = secrets::named_entries(before)
         .into_iter()
-        .filter(|(at, s)| *s == SecretSource::Keyring && !kept.contains(&at.account()))
-        .map(|(at, _)| at)
+        .filter(|at| !kept.contains(&at.account()))
         .collect();
-    let id = before.store_id.as_str();
-    for name in before.oauth_profile.keys() {
-        if !after.oauth_profile.contains_key(name) {
-            out.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
-        }
-    }
-    // A token cached for a connection belongs to the profile it was fetched with.
-    for (name, c) in &before.connection {
-        if let Some(profile) = &c.oauth_profile {
-            let now = after
-                .connection
-                .get(name)
-                .and_then(|c| c.oauth_profile.as_ref());
-            if now != Some(profile) {
-                out.push(SecretRef::new(
-                    id,
-                    RecordKind::OauthProfile,
-                    profile,
-                    &format!("token:{name}"),
-                ));
-            }
-        }
-    }
     for at in explicit {
         if !out.contains(&at) {
             out.push(at);
@@ -384,37 +446,41 @@ fn touched(before: &Store, after: &Store, sets: &[(SecretRef, Secret)]) -> Vec<T
         _ => serde_json::Map::new(),
     };
     let (old, new) = (tables(before), tables(after));
-    let empty = serde_json::Map::new();
+    let none = serde_json::Map::new();
+    fn object<'a>(
+        value: Option<&'a Value>,
+        none: &'a serde_json::Map<String, Value>,
+    ) -> &'a serde_json::Map<String, Value> {
+        match value {
+            Some(Value::Object(map)) => map,
+            _ => none,
+        }
+    }
     let mut out = Vec::new();
     for kind in RecordKind::ALL {
-        let records = |tables: &serde_json::Map<String, Value>| match tables.get(kind.table_name())
-        {
-            Some(Value::Object(records)) => records.clone(),
-            _ => serde_json::Map::new(),
-        };
-        let (old, new) = (records(&old), records(&new));
+        let old = object(old.get(kind.table_name()), &none);
+        let new = object(new.get(kind.table_name()), &none);
         let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for name in names {
-            let fields = |v: Option<&Value>| match v {
-                Some(Value::Object(f)) => f.clone(),
-                _ => empty.clone(),
-            };
-            let (a, b) = (fields(old.get(name)), fields(new.get(name)));
+            let (a, b) = (old.get(name), new.get(name));
+            let set_fields = sets
+                .iter()
+                .filter(|(at, _)| at.kind == kind && at.name == *name)
+                .map(|(at, _)| at.field.clone());
+            if a == b && set_fields.clone().next().is_none() {
+                continue;
+            }
+            let (a, b) = (object(a, &none), object(b, &none));
             let mut changed: BTreeSet<String> = a
                 .keys()
                 .chain(b.keys())
                 .filter(|k| a.get(*k) != b.get(*k))
                 .cloned()
                 .collect();
-            changed.extend(
-                sets.iter()
-                    .filter(|(at, _)| at.kind == kind && at.name == *name)
-                    .map(|(at, _)| at.field.clone()),
-            );
+            changed.extend(set_fields);
             let action = match (old.contains_key(name), new.contains_key(name)) {
                 (false, true) => Action::Added,
                 (true, false) => Action::Removed,
-                _ if changed.is_empty() => continue,
                 _ => Action::Changed,
             };
             out.push(Touched {
@@ -450,15 +516,58 @@ fn with_restored(mut err: Error, previous: &[(SecretRef, Option<Secret>)]) -> Er
 /// Removes every keyring entry a store names (the demo's cleanup). Returns
 /// the entries that could not be removed.
 pub fn discard_secrets(store: &Store) -> Vec<Leftover> {
-    secrets::secret_fields(store)
+    secrets::named_entries(store)
         .into_iter()
-        .filter(|(_, source)| *source == SecretSource::Keyring)
-        .filter_map(|(at, _)| {
+        .filter_map(|at| {
             secrets::keyring_delete(&at)
                 .err()
                 .map(|error| Leftover { at, error })
         })
         .collect()
+}
+
+/// The keyring entries under this store's id that no record names (see
+/// `secrets::named_entries`): what a crash between the steps of a commit, or
+/// a failed delete, leaves behind. `Ok(None)` when the keyring cannot list
+/// its entries.
+pub fn orphans(store: &Store) -> Result<Option<Vec<String>>> {
+    let Some(accounts) = secrets::keyring_accounts(&store.store_id)? else {
+        return Ok(None);
+    };
+    let named: BTreeSet<String> = secrets::named_entries(store)
+        .iter()
+        .map(SecretRef::account)
+        .collect();
+    Ok(Some(
+        accounts
+            .into_iter()
+            .filter(|a| !named.contains(a))
+            .collect(),
+    ))
+}
+
+/// Removes the given orphan entries, under the store's write lock and only
+/// those still orphans then (a command may have committed a record that
+/// names one since they were listed).
+pub fn remove_orphans(path: &Path, listed: &[String]) -> Result<OrphanRemoval> {
+    let _lock = store::lock(path)?;
+    let store = store::load(path)?;
+    let still = orphans(&store)?.unwrap_or_default();
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for account in listed.iter().filter(|a| still.contains(a)) {
+        match secrets::keyring_delete_account(account) {
+            Ok(()) => removed.push(account.clone()),
+            Err(e) => failed.push((account.clone(), e)),
+        }
+    }
+    Ok(OrphanRemoval { removed, failed })
+}
+
+/// What `remove_orphans` did: the accounts removed, and those that failed.
+pub struct OrphanRemoval {
+    pub removed: Vec<String>,
+    pub failed: Vec<(String, Error)>,
 }
 
 /// Test builds only: `CONNCTL_TEST_HOLD=PATH` stops a commit after it is

@@ -3,6 +3,7 @@
 pub mod change;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod error;
 pub mod inbound;
 pub mod model;

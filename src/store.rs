@@ -27,14 +27,21 @@ pub fn resolve_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
 
 /// Loads the store for reading. A missing file is an empty store (not yet
 /// written). Readers take no lock: saves replace the file atomically.
+///
+/// The store's `[vault]` table is remembered for the Vault sources read later
+/// in this process (`secrets::vault`).
 pub fn load(path: &Path) -> Result<Store> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse(path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::new()),
+    let store = match fs::read_to_string(path) {
+        Ok(text) => parse(path, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::new(),
         Err(e) => {
-            Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
+            return Err(
+                Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e),
+            );
         }
-    }
+    };
+    crate::secrets::vault::use_store_settings(store.vault.as_ref());
+    Ok(store)
 }
 
 /// Parses and validates store text; errors carry `path:line:column`.

@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
             )?
             .ok_or_else(|| {
                 Error::usage(format!("inbound user '{name}' needs a password"))
-                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD")
+                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD")
             })?;
             ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
@@ -109,7 +109,7 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
             )?
             .ok_or_else(|| {
                 Error::usage("no password given")
-                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD")
+                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD")
             })?;
             ctx.change(|store| {
                 if !store.inbound_user.contains_key(&name) {

@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                 return Err(Error::usage(format!(
                     "MID server '{name}' has a user but no password"
                 ))
-                .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
+                .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD"));
             }
             ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
@@ -131,7 +131,7 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                 }
                 if m.user.is_some() && m.password.is_none() {
                     return Err(Error::usage(format!("MID server '{name}' has a user but no password"))
-                        .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
+                        .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD"));
                 }
                 store.mid_server.insert(name.clone(), m);
                 Ok(())

@@ -58,6 +58,15 @@ impl Context {
                 SecretChange::Deleted(at) => self
                     .out
                     .debug(1, &format!("keyring: removed {}", at.account())),
+                SecretChange::VaultWritten {
+                    source, version, ..
+                } => self.out.debug(
+                    1,
+                    &match version {
+                        Some(n) => format!("vault: wrote {source} (version {n})"),
+                        None => format!("vault: wrote {source}"),
+                    },
+                ),
             }
         }
         for left in &done.leftovers {
@@ -143,6 +152,7 @@ pub fn password_input(args: &PasswordArgs) -> Option<SecretInput> {
         &args.password_env,
         &args.password_file,
         &args.password_cmd,
+        &args.password_vault,
     )
 }
 
@@ -152,6 +162,7 @@ pub fn client_secret_input(args: &ClientSecretArgs) -> Option<SecretInput> {
         &args.client_secret_env,
         &args.client_secret_file,
         &args.client_secret_cmd,
+        &args.client_secret_vault,
     )
 }
 
@@ -160,8 +171,15 @@ fn secret_input(
     env: &Option<String>,
     file: &Option<PathBuf>,
     cmd: &Option<String>,
+    vault: &Option<String>,
 ) -> Option<SecretInput> {
-    if stdin {
+    if let Some(reference) = vault {
+        Some(if stdin {
+            SecretInput::VaultWrite(reference.clone())
+        } else {
+            SecretInput::Vault(reference.clone())
+        })
+    } else if stdin {
         Some(SecretInput::Stdin)
     } else if let Some(var) = env {
         Some(SecretInput::Env(var.clone()))

@@ -381,6 +381,34 @@ impl TlsSettings {
     }
 }
 
+/// What a completed handshake showed, kept on the trace for comparisons (`diff --live`).
+#[derive(Debug, Clone)]
+pub struct TlsFacts {
+    /// `TLS 1.3`, `TLS 1.2`.
+    pub version: String,
+    pub alpn: Option<String>,
+    pub server: Option<CertSummary>,
+    pub client_cert_requested: bool,
+}
+
+impl TlsFacts {
+    pub fn of(conn: &rustls::ClientConnection, seen: &Observed) -> TlsFacts {
+        TlsFacts {
+            version: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+                Some(other) => format!("{other:?}"),
+                None => "TLS".to_string(),
+            },
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            server: seen.server_cert(),
+            client_cert_requested: seen.requested(),
+        }
+    }
+}
+
 /// "expires in 12 days", with a warning inside 30 days and "EXPIRED" after.
 pub fn expiry_text(days: i64) -> String {
     match days {
@@ -559,6 +587,60 @@ pub fn missing_client_cert(
         Error::tls(message)
             .with_hint(format!("turn on mutual auth with a protocol profile: connctl connection edit {connection} --mutual-auth --protocol-profile PROFILE"))
             .with_cause(cause),
+    )
+}
+
+/// Statuses a web server answers a refused client certificate with: nginx's
+/// 400 pages (its internal 495/496 show as 400), 403 elsewhere, 495/496 as such.
+pub fn may_be_client_cert_page(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 403 | 495 | 496)
+}
+
+/// Words of the pages web servers send for a missing or refused client
+/// certificate (nginx: "No required SSL certificate was sent", "The SSL
+/// certificate error"; IIS 403.7: "Client certificate required").
+const CLIENT_CERT_PAGE_WORDS: &[&str] = &[
+    "No required SSL certificate was sent",
+    "The SSL certificate error",
+    "Client certificate required",
+];
+
+/// The server asked for a client certificate and then answered with a page
+/// saying it is missing or refused: the same verdict as a TLS alert (exit 7).
+pub fn client_cert_page(
+    status: http::StatusCode,
+    body: &[u8],
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+) -> Option<Error> {
+    if !seen.requested() || !may_be_client_cert_page(status) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    let said = CLIENT_CERT_PAGE_WORDS
+        .iter()
+        .find(|w| text.contains(&w.to_ascii_lowercase()));
+    let status_text = match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    };
+    let cause = match (said, status.as_u16()) {
+        (Some(words), _) => format!("the server answered {status_text} saying \"{words}\""),
+        (None, 495) => "the server answered 495 (SSL Certificate Error)".to_string(),
+        (None, 496) => "the server answered 496 (SSL Certificate Required)".to_string(),
+        (None, _) => return None,
+    };
+    if let Some(err) = missing_client_cert(seen, mutual_auth, connection, &cause) {
+        return Some(err);
+    }
+    Some(
+        Error::tls(format!(
+            "the server rejected the client certificate ({cause})"
+        ))
+        .with_hint(
+            "the remote system must trust the issuer of the protocol profile's client certificate",
+        ),
     )
 }
 

@@ -13,7 +13,11 @@ use crate::error::{Error, Result};
 use crate::model::{RecordKind, SecretSource, Store};
 
 mod keyring;
+mod scrub;
+
 pub use keyring::*;
+pub use scrub::scrub;
+pub mod vault;
 
 /// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
 /// cannot reach a log or an error message by accident; `expose` is the one
@@ -144,20 +148,6 @@ const CI_HINT: &str = "in CI or on a headless host, supply the secret with --pas
 // Sources
 // ---------------------------------------------------------------------------
 
-/// `text` from elsewhere (a server's answer, a command's stderr) with every
-/// occurrence of the given secrets replaced by `(redacted)`: a server that
-/// echoes what it was sent must not put a secret into a message.
-pub fn scrub(text: &str, secrets: &[&Secret]) -> String {
-    let mut text = text.to_string();
-    for secret in secrets {
-        let value = secret.expose();
-        if !value.is_empty() && text.contains(value) {
-            text = text.replace(value, "(redacted)");
-        }
-    }
-    text
-}
-
 /// Reads the value of a secret from its source. Nothing is cached: env, file
 /// and cmd sources are read each time a secret is needed.
 pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
@@ -176,6 +166,11 @@ pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
         SecretSource::Env(var) => resolve_env(var, at),
         SecretSource::File(path) => resolve_file(path, at),
         SecretSource::Cmd(command) => resolve_cmd(command, at),
+        SecretSource::Vault {
+            path,
+            field,
+            version,
+        } => vault::read(path, field, *version, at),
     }
 }
 
@@ -461,6 +456,10 @@ pub enum SecretInput {
     Env(String),
     File(PathBuf),
     Cmd(String),
+    /// `PATH#FIELD` in Vault (with or without the `vault:` prefix).
+    Vault(String),
+    /// `--password-stdin` with `--password-vault`: the value from stdin, to be written to Vault.
+    VaultWrite(String),
 }
 
 /// Turns a secret input into what the store records (the source) and, for a
@@ -483,20 +482,7 @@ pub fn take_input(
         return Err(Error::usage("the secret source is empty"));
     }
     match input {
-        Some(SecretInput::Stdin) => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
-            let mut text = String::from_utf8(bytes)
-                .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
-            trim_one_newline(&mut text);
-            if text.is_empty() {
-                return Err(Error::usage("the secret on stdin is empty")
-                    .with_hint("pipe the value in, e.g. `printf '%s' \"$PW\" | connctl ...`"));
-            }
-            Ok(Some((SecretSource::Keyring, Some(Secret::new(text)))))
-        }
+        Some(SecretInput::Stdin) => Ok(Some((SecretSource::Keyring, Some(read_stdin_secret()?)))),
         Some(SecretInput::Env(var)) => {
             let source = format!("env:{var}")
                 .parse::<SecretSource>()
@@ -520,6 +506,21 @@ pub fn take_input(
             }
             Ok(Some((SecretSource::Cmd(command), None)))
         }
+        Some(SecretInput::Vault(reference)) => Ok(Some((vault_reference(&reference)?, None))),
+        Some(SecretInput::VaultWrite(reference)) => {
+            let source = vault_reference(&reference)?;
+            if let SecretSource::Vault {
+                version: Some(n), ..
+            } = &source
+            {
+                return Err(Error::usage(format!(
+                    "?version={n} pins a version to read; a write makes a new version"
+                ))
+                .with_hint("drop ?version=N to write the value, or drop --password-stdin to read the pinned version"));
+            }
+            // Checked before stdin is read: a refused command reads nothing.
+            Ok(Some((source, Some(read_stdin_secret()?))))
+        }
         None => {
             let Some(label) = prompt else {
                 return Ok(None);
@@ -536,6 +537,55 @@ pub fn take_input(
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
     }
+}
+
+/// A `--password-vault` reference (with or without `vault:`). One without a
+/// `#FIELD` is refused; when Vault can be asked, the error lists the fields
+/// the secret has, so the operator can pick one.
+fn vault_reference(reference: &str) -> Result<SecretSource> {
+    let reference = reference.trim();
+    let reference = reference.strip_prefix("vault:").unwrap_or(reference);
+    let text = format!("vault:{reference}");
+    text.parse::<SecretSource>().map_err(|message| {
+        let err = Error::usage(message);
+        if reference.contains('#') {
+            return err;
+        }
+        let path = reference
+            .split_once('?')
+            .map_or(reference, |(p, _)| p)
+            .trim_matches('/');
+        match vault::field_names(path) {
+            Ok(names) if !names.is_empty() => {
+                let first = &names[0];
+                err.with_hint(format!(
+                    "the secret at {path} has the fields {}: write e.g. '{path}#{first}'",
+                    names
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            _ => err,
+        }
+    })
+}
+
+/// All of stdin, one trailing newline trimmed; empty input is a usage error.
+fn read_stdin_secret() -> Result<Secret> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
+    trim_one_newline(&mut text);
+    if text.is_empty() {
+        return Err(Error::usage("the secret on stdin is empty")
+            .with_hint("pipe the value in, e.g. `printf '%s' \"$PW\" | connctl ...`"));
+    }
+    Ok(Secret::new(text))
 }
 
 /// Prompts on the terminal and reads a line without echo. Echo is switched
@@ -621,6 +671,35 @@ pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
     fields
 }
 
+/// Every keyring entry a store names: each secret field with the keyring
+/// source, and the OAuth token caches (`token` under each profile,
+/// `token:<connection>` under the profile each connection uses). An entry
+/// under this store's id that is not in this list is an orphan; an entry that
+/// leaves this list in a change is deleted by the change.
+pub fn named_entries(store: &Store) -> Vec<SecretRef> {
+    let id = store.store_id.as_str();
+    let mut named: Vec<SecretRef> = secret_fields(store)
+        .into_iter()
+        .filter(|(_, source)| *source == SecretSource::Keyring)
+        .map(|(at, _)| at)
+        .collect();
+    for name in store.oauth_profile.keys() {
+        named.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
+    }
+    for (name, c) in &store.connection {
+        if let Some(profile) = &c.oauth_profile {
+            let field = format!("token:{name}");
+            named.push(SecretRef::new(
+                id,
+                RecordKind::OauthProfile,
+                profile,
+                &field,
+            ));
+        }
+    }
+    named
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,16 +709,6 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret} {secret:?}"), "(redacted) (redacted)");
         assert_eq!(secret.expose(), "hunter2");
-    }
-
-    #[test]
-    fn scrub_removes_every_secret() {
-        let a = Secret::new("hunter2");
-        let b = Secret::new("");
-        assert_eq!(
-            scrub("bad secret hunter2 (hunter2)", &[&a, &b]),
-            "bad secret (redacted) ((redacted))"
-        );
     }
 
     #[test]

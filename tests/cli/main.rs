@@ -3,7 +3,9 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod diff;
 mod fleet;
+mod hostile;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
@@ -16,3 +18,4 @@ mod secrets;
 mod support;
 mod transaction;
 mod variables;
+mod vault;

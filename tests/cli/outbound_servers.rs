@@ -256,7 +256,7 @@ pub struct TlsOptions<'a> {
     pub h2: bool,
 }
 
-fn server_config(opts: &TlsOptions<'_>) -> rustls::ServerConfig {
+pub fn server_config(opts: &TlsOptions<'_>) -> rustls::ServerConfig {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(opts.cert)
         .unwrap()
         .collect::<Result<_, _>>()
@@ -295,7 +295,7 @@ fn server_config(opts: &TlsOptions<'_>) -> rustls::ServerConfig {
     config
 }
 
-async fn serve_one<S>(io: S, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>)
+pub async fn serve_one<S>(io: S, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -1,5 +1,6 @@
 //! `connctl connection ...`: the records; `test` and `send` in their own files.
 
+pub mod diff;
 mod send;
 mod test;
 
@@ -37,6 +38,7 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
         } => copy(ctx, &source, &new, env.into(), url, allow_http),
         ConnectionCommand::Test(args) => test::run(ctx, args),
         ConnectionCommand::Send(args) => send::run(ctx, args),
+        ConnectionCommand::Diff(args) => diff::run(ctx, args),
     }
 }
 
@@ -86,7 +88,7 @@ fn check_connection(name: &str, c: &Connection) -> Result<()> {
                 "connection '{name}' uses basic authentication but has no password"
             ))
             .with_hint(
-                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH or --password-cmd CMD",
+                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD",
             ));
         }
         _ => {}
