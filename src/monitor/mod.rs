@@ -60,7 +60,7 @@ pub struct Probe {
 }
 
 /// The last test of one connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProbeResult {
     pub connection: String,
     pub integration: String,
