@@ -30,9 +30,8 @@ pub const TOKEN_ENV: &str = "VAULT_TOKEN";
 /// Overrides the store's `[vault] auth`: `token`, `approle` or `jwt`.
 pub const AUTH_ENV: &str = "CONNCTL_VAULT_AUTH";
 /// Seconds one Vault request may take (default 30).
-pub const TIMEOUT_ENV: &str = "CONNCTL_VAULT_TIMEOUT";
+pub const TIMEOUT_ENV: &str = crate::limits::VAULT_TIMEOUT.name;
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Vault's answers are small JSON documents; anything larger is refused.
 const MAX_ANSWER: usize = 1 << 20;
 /// A login token is renewed (or the login repeated) when less than this share
@@ -182,7 +181,7 @@ impl Config {
             namespace,
             ca_bundle,
             login,
-            timeout: super::duration_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT),
+            timeout: crate::limits::VAULT_TIMEOUT.from_env(),
         })
     }
 }
@@ -615,11 +614,28 @@ impl Client {
                 "log in with `bao login` / `vault login` (it writes ~/.vault-token), export {TOKEN_ENV}, or set the store's [vault] auth to approle or jwt"
             )));
         }
+        let value = Secret::new(value);
+        // Its time left, so a token that would expire mid-run is renewed like
+        // a login's. A token that may not look itself up (no default policy),
+        // or an answer that is not understood, just leaves the expiry unknown.
+        let lookup = "auth/token/lookup-self";
+        let (mut expires, mut lease, mut renewable) = (None, Duration::ZERO, false);
+        if let Ok(answer) = self.call(Method::GET, lookup, None, None, Some(&value), lookup)
+            && answer.status.is_success()
+        {
+            let data = &answer.body["data"];
+            if let Some(ttl) = data["ttl"].as_u64().filter(|t| *t > 0) {
+                expires = Some(Instant::now() + Duration::from_secs(ttl));
+                let created = data["creation_ttl"].as_u64().unwrap_or(ttl);
+                lease = Duration::from_secs(created.max(ttl));
+                renewable = data["renewable"].as_bool().unwrap_or(false);
+            }
+        }
         Ok(Token {
-            value: Secret::new(value),
-            expires: None,
-            lease: Duration::ZERO,
-            renewable: false,
+            value,
+            expires,
+            lease,
+            renewable,
         })
     }
 
