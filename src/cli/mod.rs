@@ -1113,9 +1113,9 @@ pub struct MonitorArgs {
     /// How many connections to probe at once
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
-    /// Seconds before a stage of a probe gives up
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub timeout: f64,
+    /// Seconds before a stage of a probe gives up (above 0, at most 86400)
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
     /// Probe once, write the metrics (to --textfile, else stdout) and exit
     #[arg(long, conflicts_with = "listen")]
     pub once: bool,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::cli::MonitorArgs;
-use crate::commands::outbound::{runtime, timeout};
+use crate::commands::outbound::runtime;
 use crate::commands::{Context, not_found};
 use crate::error::{Error, Result};
 use crate::model::RecordKind;
@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
         interval: monitor::check_interval(args.interval)?,
         jobs: usize::from(args.jobs),
         spec: RequestSpec {
-            timeout: timeout(args.timeout)?,
+            timeout: args.timeout,
             ..RequestSpec::default()
         },
     };
