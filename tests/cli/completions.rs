@@ -618,8 +618,8 @@ fn top_man_page_has_exit_status_and_environment() {
         .arg(repo().join("man/connctl.1"))
         .output()
         .expect("run man");
-    // man justifies lines with extra spaces that move whenever the page above
-    // changes: compare with runs of white space collapsed.
+    // man justifies lines: which gaps get a second space depends on the lines
+    // above, so the words are compared with single spaces.
     let text = String::from_utf8_lossy(&output.stdout)
         .split_whitespace()
         .collect::<Vec<_>>()
