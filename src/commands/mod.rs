@@ -261,6 +261,20 @@ pub fn used_by(store: &crate::model::Store, kind: RecordKind, name: &str) -> Str
     }
 }
 
+/// `KIND remove NAME` for every kind but connections: exit 3 when it does
+/// not exist, refused (exit 4) while connections reference it; its keyring
+/// entries go with it (the transaction deletes what the store no longer names).
+pub fn remove_record(ctx: &Context, kind: RecordKind, name: &str) -> Result<()> {
+    ctx.update(|store| {
+        require(store, kind, name)?;
+        refuse_if_referenced(store, kind, name)?;
+        store.remove(kind, name);
+        Ok(())
+    })?;
+    ctx.out.status(&format!("removed {kind} '{name}'"));
+    Ok(())
+}
+
 /// Refuses to remove a record that others reference, naming them.
 pub fn refuse_if_referenced(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
     let referrers = store.referrers(kind, name);
