@@ -127,6 +127,28 @@ pub struct Target {
     pub oauth: Option<(String, OauthProfile)>,
     pub protocol: Option<(String, ProtocolProfile)>,
     pub mid: Option<(String, MidServer)>,
+    /// The protocol profile an OAuth profile's tls_client_auth presents.
+    pub oauth_protocol: Option<(String, ProtocolProfile)>,
+}
+
+impl Target {
+    /// The protocol profile of `oauth`'s tls_client_auth, looked up in the store.
+    pub fn oauth_protocol_of(
+        store: &Store,
+        oauth: &Option<(String, OauthProfile)>,
+    ) -> Result<Option<(String, ProtocolProfile)>> {
+        match oauth.as_ref().and_then(|(_, p)| p.protocol_profile.clone()) {
+            Some(name) => Ok(Some((
+                name.clone(),
+                store
+                    .protocol_profile
+                    .get(&name)
+                    .ok_or_else(|| Error::not_found("protocol-profile", &name))?
+                    .clone(),
+            ))),
+            None => Ok(None),
+        }
+    }
 }
 
 impl Target {
@@ -169,6 +191,7 @@ impl Target {
             )),
             None => None,
         };
+        let oauth_protocol = Target::oauth_protocol_of(store, &oauth)?;
         Ok(Target {
             store_id: store.store_id.clone(),
             name: name.to_string(),
@@ -176,6 +199,7 @@ impl Target {
             oauth,
             protocol,
             mid,
+            oauth_protocol,
         })
     }
 }
@@ -383,6 +407,30 @@ impl Outbound {
         }
     }
 
+    /// A route to `url` outside any connection (discovery): OS roots (and
+    /// `SSL_CERT_FILE`), the environment's proxy, no client certificate.
+    pub fn plain_route(&self, url: &str, timeout: Duration) -> Result<Route> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::invalid(format!("'{url}' is not a URL")).with_cause(e))?;
+        let proxy = self.proxy_env.for_url(
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or(443),
+        )?;
+        Ok(Route {
+            proxy,
+            tls: TlsSettings {
+                roots: self.roots.get(&[])?,
+                identity: None,
+                insecure: false,
+            },
+            mutual_auth: false,
+            timeout,
+            connection: String::new(),
+            dns: self.dns.clone(),
+        })
+    }
+
     /// The secrets stage and everything that needs no network.
     pub async fn prepare(
         &self,
@@ -421,6 +469,14 @@ impl Outbound {
                 let at = secret_ref(target, RecordKind::OauthProfile, name, "client_secret");
                 wanted.push(("OAuth client secret", source.clone(), at));
             }
+            if let Some((name, profile)) = &target.oauth
+                && let Some(source) = &profile.signing_key
+                && (profile.grant == Grant::JwtBearer
+                    || profile.client_auth == crate::model::ClientAuth::PrivateKeyJwt)
+            {
+                let at = secret_ref(target, RecordKind::OauthProfile, name, "signing_key");
+                wanted.push(("OAuth signing key", source.clone(), at));
+            }
             if let Some((name, mid)) = &target.mid
                 && let Some(source) = &mid.password
             {
@@ -448,14 +504,26 @@ impl Outbound {
                 (Some(user), Some(password)) => Some((user, password)),
                 _ => None,
             };
+            let signing_key = values.remove("OAuth signing key").map(|pem| {
+                let label = target
+                    .oauth
+                    .as_ref()
+                    .and_then(|(_, p)| p.signing_key.as_ref())
+                    .map(|s| match s {
+                        SecretSource::File(path) => path.display().to_string(),
+                        other => format!("({other})"),
+                    })
+                    .unwrap_or_default();
+                (pem, label)
+            });
             Ok::<_, Error>((
                 basic_or_owner,
-                values.remove("OAuth client secret"),
+                (values.remove("OAuth client secret"), signing_key),
                 values.remove("MID server password"),
             ))
         }
         .await;
-        let (basic_or_owner, client_secret, mid_password) =
+        let (basic_or_owner, (client_secret, signing_key), mid_password) =
             trace.record(Stage::Secrets, started, secrets, |_| {
                 if used.is_empty() {
                     "no secrets needed".to_string()
@@ -541,17 +609,50 @@ impl Outbound {
                     )?,
                 };
                 let field = oauth::cache_field(profile, Some(&target.name));
+                // tls_client_auth (RFC 8705): the OAuth profile's protocol profile
+                // is presented to the token endpoint, and its CA bundle trusted.
+                let (token_roots, token_identity) = match &target.oauth_protocol {
+                    Some((pname, p))
+                        if profile.client_auth == crate::model::ClientAuth::TlsClientAuth =>
+                    {
+                        let started = Instant::now();
+                        let loaded = (|| {
+                            let mut bundles: Vec<PathBuf> = Vec::new();
+                            bundles.extend(conn.ca_bundle.clone());
+                            bundles.extend(p.ca_bundle.clone());
+                            let roots = self.roots.get(&bundles)?;
+                            let identity = ClientIdentity::load(&p.client_cert, &p.client_key)
+                                .map_err(|e| Error {
+                                    message: format!("protocol profile '{pname}': {}", e.message),
+                                    ..e
+                                })?;
+                            Ok::<_, Error>((roots, Some(identity)))
+                        })();
+                        match loaded {
+                            Ok(pair) => pair,
+                            Err(e) => return Err(trace.fail(Stage::OauthToken, started, e)),
+                        }
+                    }
+                    _ => (roots, None),
+                };
                 Some(oauth::TokenSource {
                     profile_name: name.clone(),
                     profile: profile.clone(),
                     client_secret,
                     owner,
                     cache_at: secret_ref(target, RecordKind::OauthProfile, name, &field),
+                    refresh_at: secret_ref(
+                        target,
+                        RecordKind::OauthProfile,
+                        name,
+                        oauth::REFRESH_FIELD,
+                    ),
+                    signing_key,
                     route: Route {
                         proxy: token_proxy,
                         tls: TlsSettings {
-                            roots,
-                            identity: None,
+                            roots: token_roots,
+                            identity: token_identity,
                             insecure: false,
                         },
                         mutual_auth: false,

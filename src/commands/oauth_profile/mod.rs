@@ -1,5 +1,8 @@
 //! `connctl oauth-profile ...`
 
+mod extra;
+mod login;
+mod logout;
 mod token;
 
 use serde_json::Value;
@@ -18,10 +21,13 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
         OauthProfileCommand::Add(args) => {
             let name = args.name.clone();
             crate::model::check_name(KIND, &name).map_err(Error::invalid)?;
-            check_url("--token-url", &args.token_url)?;
+            if let Some(url) = &args.token_url {
+                check_url("--token-url", url)?;
+            }
             if args.client_id.trim().is_empty() {
                 return Err(Error::invalid("--client-id is empty"));
             }
+            let prepared = extra::prepare(ctx, &args.extra)?;
             let taken = take_secret(
                 client_secret_input(&args.secret),
                 Some(&format!("client secret for {}", args.client_id)),
@@ -40,17 +46,25 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     )?),
                     None => None,
                 };
-                store.oauth_profile.insert(
-                    name.clone(),
-                    OauthProfile {
-                        token_url: args.token_url.clone(),
-                        client_id: args.client_id.clone(),
-                        client_secret,
-                        grant: args.grant.into(),
-                        client_auth: args.client_auth.into(),
-                        scopes: args.scopes.clone(),
-                    },
-                );
+                let mut profile = OauthProfile {
+                    token_url: args.token_url.clone().unwrap_or_default(),
+                    client_id: args.client_id.clone(),
+                    client_secret,
+                    grant: args.grant.into(),
+                    client_auth: args.client_auth.into(),
+                    scopes: args.scopes.clone(),
+                    ..Default::default()
+                };
+                extra::apply(
+                    ctx,
+                    store,
+                    &name,
+                    &mut profile,
+                    &args.extra,
+                    prepared,
+                    args.token_url.is_some(),
+                )?;
+                store.oauth_profile.insert(name.clone(), profile);
                 Ok(())
             })?;
             ctx.out.status(&format!("added oauth-profile '{name}'"));
@@ -94,9 +108,10 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 .get(&name)
                 .ok_or_else(|| not_found(&store, KIND, &name))?;
             if ctx.out.is_json() {
+                // The record exactly, as add/import take it; the token state is in the text form.
                 return ctx.out.json(&Value::Object(record_json(&name, p)?));
             }
-            ctx.out.fields(&[
+            let mut fields = vec![
                 ("name", name.clone()),
                 ("token url", p.token_url.clone()),
                 ("client id", p.client_id.clone()),
@@ -112,7 +127,30 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     },
                 ),
                 ("used by", used_by(&store, KIND, &name)),
-            ])
+            ];
+            let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            for (label, value) in [
+                ("issuer", &p.issuer),
+                ("authorization url", &p.authorization_url),
+                ("device authorization url", &p.device_authorization_url),
+                ("revocation url", &p.revocation_url),
+                ("redirect uri", &p.redirect_uri),
+                ("key id", &p.key_id),
+                ("subject", &p.subject),
+                ("audience", &p.audience),
+                ("protocol profile", &p.protocol_profile),
+            ] {
+                if value.is_some() {
+                    fields.push((label, opt(value)));
+                }
+            }
+            if p.signing_key.is_some() {
+                fields.push(("signing key", source_text(&p.signing_key)));
+            }
+            let (refresh, expiry) = login::token_state(&store, &name, p);
+            fields.push(("refresh token", refresh));
+            fields.push(("access token", expiry));
+            ctx.out.fields(&fields)
         }
         OauthProfileCommand::Edit(args) => {
             let name = args.name.clone();
@@ -121,6 +159,7 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             }
             let taken = take_secret(client_secret_input(&args.secret), None)?;
             let secret_given = taken.is_some();
+            let prepared = extra::prepare(ctx, &args.extra)?;
             let changed = ctx.update(|store| {
                 let mut p = store
                     .oauth_profile
@@ -161,6 +200,15 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                         t,
                     )?);
                 }
+                extra::apply(
+                    ctx,
+                    store,
+                    &name,
+                    &mut p,
+                    &args.extra,
+                    prepared,
+                    args.token_url.is_some(),
+                )?;
                 let changed = secret_given || p != before;
                 store.oauth_profile.insert(name.clone(), p);
                 Ok(changed)
@@ -175,9 +223,12 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 };
                 refuse_if_referenced(store, KIND, &name)?;
                 store.oauth_profile.remove(&name);
-                let mut fields = vec!["token"];
+                let mut fields = vec!["token", crate::outbound::oauth::REFRESH_FIELD];
                 if p.client_secret == Some(SecretSource::Keyring) {
                     fields.push("client_secret");
+                }
+                if p.signing_key == Some(SecretSource::Keyring) {
+                    fields.push("signing_key");
                 }
                 super::forget_secrets(ctx, store, KIND, &name, &fields);
                 Ok(())
@@ -186,5 +237,7 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             Ok(())
         }
         OauthProfileCommand::Token(args) => token::run(ctx, args),
+        OauthProfileCommand::Login(args) => login::run(ctx, args),
+        OauthProfileCommand::Logout { name } => logout::run(ctx, &name),
     }
 }
