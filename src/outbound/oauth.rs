@@ -435,6 +435,13 @@ async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token
     let answer = match (refresh, profile.grant) {
         (Some(r), _) => {
             let r = oauth2::RefreshToken::new(r.expose().to_string());
+            // A login grant's refresh keeps the scopes the person granted (RFC 6749 §6):
+            // servers refuse scopes the refresh token lacks (offline_access, often).
+            let scopes = if profile.grant.needs_login() {
+                Vec::new()
+            } else {
+                scopes
+            };
             with_params!(
                 client.exchange_refresh_token(&r).add_scopes(scopes),
                 &params

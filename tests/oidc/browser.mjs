@@ -2,6 +2,7 @@
 // pages with a cookie jar and submits their forms, as a person would.
 //   node browser.mjs URL                 authorization code: ends by calling the loopback redirect
 //   node browser.mjs --device URI CODE   device flow: enters the user code, logs in, approves
+//   node browser.mjs --forge-state URL   calls the loopback redirect with a code and a state of its own
 // Logs each step (paths only) to $OIDC_BROWSER_LOG when set.
 import fs from 'node:fs';
 
@@ -42,9 +43,6 @@ async function go(url, userCode) {
   for (let step = 0; step < 25; step += 1) {
     const target = new URL(url);
     log(`${method} ${target.pathname}`);
-    if (target.hostname === '127.0.0.1' || target.hostname === 'localhost' && !target.port.length) {
-      // The loopback redirect: hand the answer to connctl.
-    }
     const res = await fetch(url, {
       method,
       body,
@@ -77,13 +75,13 @@ async function go(url, userCode) {
       fields.password = 'any';
     }
     if ('user_code' in fields) fields.user_code = userCode;
-    if (refuse && /confirm|consent/.test(form.action + JSON.stringify(fields))) {
-      const abort = forms(html).find((f) => f.action && /abort/.test(f.action));
-      if (abort) {
-        url = new URL(abort.action, url).toString();
-        method = 'GET';
-        continue;
-      }
+    const abort = /href="([^"]*\/abort)"/.exec(html)?.[1];
+    if (refuse && abort) {
+      // The person clicks [ Cancel ]: the provider redirects with error=access_denied.
+      url = new URL(abort.replace(/&amp;/g, '&'), url).toString();
+      method = 'GET';
+      body = undefined;
+      continue;
     }
     url = new URL(form.action, url).toString();
     method = 'POST';
@@ -93,7 +91,11 @@ async function go(url, userCode) {
 }
 
 const args = process.argv.slice(2);
-if (args[0] === '--device') {
+if (args[0] === '--forge-state') {
+  const redirect = new URL(args[1]).searchParams.get('redirect_uri');
+  const res = await fetch(`${redirect}?code=forged-code&state=forged-state`);
+  log(`forged redirect: ${res.status}`);
+} else if (args[0] === '--device') {
   await go(args[1], args[2]);
 } else {
   await go(args[0]);

@@ -44,11 +44,12 @@ const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const provider = new Provider(issuer, {
   clients: [
     { client_id: 'resource-server', client_secret: 'rs-secret', grant_types: [], response_types: [], redirect_uris: [] },
-    {
-      client_id: 'native-app', token_endpoint_auth_method: 'none', application_type: 'native',
+    // One public app per test that logs in, so no test revokes another's tokens.
+    ...['native-app', 'native-app2', 'native-app3'].map((client_id) => ({
+      client_id, token_endpoint_auth_method: 'none', application_type: 'native',
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback'],
-    },
+    })),
     {
       client_id: 'device-app', token_endpoint_auth_method: 'none', application_type: 'native',
       grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
@@ -74,6 +75,7 @@ const provider = new Provider(issuer, {
     },
   ],
   scopes: ['openid', 'offline_access'],
+  clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'],
   clientBasedCORS: () => false,
   features: {
     devInteractions: { enabled: true },
@@ -112,7 +114,7 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   // Short access tokens for the login grants: the test waits for expiry and refresh.
   ttl: {
-    AccessToken: (ctx, token, client) => (client && ['native-app', 'device-app'].includes(client.clientId) ? 33 : 600),
+    AccessToken: (ctx, token, client) => (client && /^(native-app|device-app)/.test(client.clientId) ? 33 : 600),
     ClientCredentials: 600,
     DeviceCode: (ctx, token, client) => (client?.clientId === 'device-short' ? 4 : 600),
   },
