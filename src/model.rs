@@ -221,6 +221,13 @@ pub enum SecretSource {
     Env(String),
     File(PathBuf),
     Cmd(String),
+    /// A field of a secret in HashiCorp Vault / OpenBao (KV v1 or v2): `vault:PATH#FIELD`,
+    /// `vault:PATH?version=N#FIELD` pins a KV v2 version.
+    Vault {
+        path: String,
+        field: String,
+        version: Option<u64>,
+    },
 }
 
 impl fmt::Display for SecretSource {
@@ -230,6 +237,14 @@ impl fmt::Display for SecretSource {
             SecretSource::Env(var) => write!(f, "env:{var}"),
             SecretSource::File(path) => write!(f, "file:{}", path.display()),
             SecretSource::Cmd(cmd) => write!(f, "cmd:{cmd}"),
+            SecretSource::Vault {
+                path,
+                field,
+                version,
+            } => match version {
+                Some(n) => write!(f, "vault:{path}?version={n}#{field}"),
+                None => write!(f, "vault:{path}#{field}"),
+            },
         }
     }
 }
@@ -256,6 +271,8 @@ impl FromStr for SecretSource {
             Ok(SecretSource::File(PathBuf::from(nonempty(path, "file")?)))
         } else if let Some(cmd) = s.strip_prefix("cmd:") {
             Ok(SecretSource::Cmd(nonempty(cmd, "command")?))
+        } else if let Some(reference) = s.strip_prefix("vault:") {
+            parse_vault_reference(reference)
         } else {
             // Never echo the text: a user may have pasted a secret value here.
             Err(NOT_A_SOURCE.to_string())
@@ -269,8 +286,59 @@ impl Serialize for SecretSource {
     }
 }
 
-const NOT_A_SOURCE: &str =
-    "a secret field must hold a source: \"keyring\", \"env:VAR\", \"file:PATH\" or \"cmd:COMMAND\"";
+const NOT_A_SOURCE: &str = "a secret field must hold a source: \"keyring\", \"env:VAR\", \"file:PATH\", \"cmd:COMMAND\" or \"vault:PATH#FIELD\"";
+
+/// `PATH#FIELD`, with `?version=N` after the path or after the field.
+/// The path is kept without leading or trailing slashes.
+fn parse_vault_reference(reference: &str) -> Result<SecretSource, String> {
+    const FORM: &str = "write vault:PATH#FIELD, e.g. vault:secret/partner/orders#password (add ?version=N to pin a KV v2 version)";
+    let Some((mut path, mut field)) = reference.split_once('#') else {
+        return Err(format!(
+            "the Vault reference 'vault:{reference}' names no field: {FORM}"
+        ));
+    };
+    let parse_version = |text: &str| match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a KV version: ?version= takes a whole number from 1 up"
+        )),
+    };
+    let mut version = None;
+    if let Some((before, pinned)) = path.split_once("?version=") {
+        version = Some(parse_version(pinned)?);
+        path = before;
+    } else if let Some((before, pinned)) = field.rsplit_once("?version=") {
+        version = Some(parse_version(pinned)?);
+        field = before;
+    }
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        return Err(format!(
+            "the Vault reference 'vault:{reference}' names no path: {FORM}"
+        ));
+    }
+    if path.contains(['?', '#'])
+        || path.chars().any(char::is_control)
+        || path.split('/').any(str::is_empty)
+    {
+        return Err(format!(
+            "'{path}' is not a Vault path: use names separated by single '/', without '?' or '#'"
+        ));
+    }
+    if field.is_empty() {
+        return Err(format!(
+            "the Vault reference 'vault:{path}#' names no field: {FORM}"
+        ));
+    }
+    if field.chars().any(char::is_control) {
+        return Err("a Vault field name must not hold control characters".to_string());
+    }
+    Ok(SecretSource::Vault {
+        path: path.to_string(),
+        field: field.to_string(),
+        version,
+    })
+}
 
 impl<'de> Deserialize<'de> for SecretSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -409,12 +477,92 @@ pub struct InboundUser {
     pub password: Option<SecretSource>,
 }
 
+/// The `[vault]` table: where Vault / OpenBao is and how to log in. `VAULT_ADDR`,
+/// `VAULT_NAMESPACE` and `VAULT_CACERT` override the first three;
+/// `CONNCTL_VAULT_AUTH` overrides `auth`. A token is never kept here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    /// The login method; `token` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<VaultAuthMethod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approle: Option<VaultAppRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<VaultJwt>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultAuthMethod {
+    /// `VAULT_TOKEN`, else `~/.vault-token`.
+    #[default]
+    Token,
+    Approle,
+    Jwt,
+}
+
+impl VaultAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VaultAuthMethod::Token => "token",
+            VaultAuthMethod::Approle => "approle",
+            VaultAuthMethod::Jwt => "jwt",
+        }
+    }
+}
+
+impl FromStr for VaultAuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "token" => Ok(VaultAuthMethod::Token),
+            "approle" => Ok(VaultAuthMethod::Approle),
+            "jwt" => Ok(VaultAuthMethod::Jwt),
+            _ => Err(format!(
+                "'{s}' is not a Vault login method: use token, approle or jwt"
+            )),
+        }
+    }
+}
+
+/// `[vault.approle]`: the role id and secret id come from any source but `vault:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAppRole {
+    /// Where the auth method is mounted; `approle` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    pub role_id: SecretSource,
+    pub secret_id: SecretSource,
+}
+
+/// `[vault.jwt]`: a CI job's OIDC token (from `env:` or `file:`) and the Vault role it logs in as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultJwt {
+    /// Where the auth method is mounted; `jwt` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    pub role: String,
+    pub token: SecretSource,
+}
+
 /// Everything in one store file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
     pub version: u32,
     pub store_id: String,
+    /// Where Vault / OpenBao is and how connctl logs in to it (never a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultSettings>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub integration: BTreeMap<String, Integration>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -526,6 +674,7 @@ impl Store {
         Store {
             version: STORE_VERSION,
             store_id: uuid::Uuid::new_v4().to_string(),
+            vault: None,
             integration: BTreeMap::new(),
             connection: BTreeMap::new(),
             oauth_profile: BTreeMap::new(),
@@ -952,12 +1101,43 @@ mod tests {
 
     #[test]
     fn secret_sources_round_trip() {
-        for text in ["keyring", "env:PW", "file:/tmp/x", "cmd:pass show x"] {
+        for text in [
+            "keyring",
+            "env:PW",
+            "file:/tmp/x",
+            "cmd:pass show x",
+            "vault:secret/partner/orders#password",
+            "vault:secret/a?version=3#pass word",
+        ] {
             let source: SecretSource = text.parse().unwrap();
             assert_eq!(source.to_string(), text);
         }
         let err = "hunter2".parse::<SecretSource>().unwrap_err();
         assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn vault_references() {
+        let parse = |s: &str| s.parse::<SecretSource>();
+        assert_eq!(
+            parse("vault:/secret/a/#pw?version=2"),
+            Ok(SecretSource::Vault {
+                path: "secret/a".into(),
+                field: "pw".into(),
+                version: Some(2)
+            })
+        );
+        assert_eq!(
+            parse("vault:secret/a?version=2#pw"),
+            parse("vault:secret/a#pw?version=2")
+        );
+        let err = parse("vault:secret/a").unwrap_err();
+        assert!(err.contains("names no field"), "{err}");
+        assert!(parse("vault:secret/a#").is_err());
+        assert!(parse("vault:#pw").is_err());
+        assert!(parse("vault:secret//a#pw").is_err());
+        assert!(parse("vault:secret/a#pw?version=0").is_err());
+        assert!(parse("vault:secret/a?version=x#pw").is_err());
     }
 
     #[test]

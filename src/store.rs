@@ -27,14 +27,21 @@ pub fn resolve_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
 
 /// Loads the store for reading. A missing file is an empty store (not yet
 /// written). Readers take no lock: saves replace the file atomically.
+///
+/// The store's `[vault]` table is remembered for the Vault sources read later
+/// in this process (`secrets::vault`).
 pub fn load(path: &Path) -> Result<Store> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse(path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::new()),
+    let store = match fs::read_to_string(path) {
+        Ok(text) => parse(path, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::new(),
         Err(e) => {
-            Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
+            return Err(
+                Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e),
+            );
         }
-    }
+    };
+    crate::secrets::vault::use_store_settings(store.vault.as_ref());
+    Ok(store)
 }
 
 /// Parses and validates store text; errors carry `path:line:column`.
@@ -306,20 +313,12 @@ fn remove_stale_temps(path: &Path) {
     }
 }
 
-/// Reads, changes and saves the store under the write lock. The change runs
-/// on a validated store and its result is validated again; on any error
-/// nothing is written. Returns what the change returned.
-pub fn update<T>(path: &Path, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-    let _lock = lock(path)?;
-    let mut store = load(path)?;
-    let before = store.clone();
-    let value = change(&mut store)?;
-    if store != before {
-        let text = render(&store)?;
-        remove_stale_temps(path);
-        write_atomic(path, &text)?;
-    }
-    Ok(value)
+/// Replaces the store with `text` (already rendered and validated). The
+/// caller holds the write lock ([`lock`]); temporary files a killed writer
+/// left behind are removed first. `change::commit` is the one caller.
+pub fn write_store(path: &Path, text: &str) -> Result<()> {
+    remove_stale_temps(path);
+    write_atomic(path, text)
 }
 
 #[cfg(test)]

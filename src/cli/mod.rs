@@ -30,6 +30,7 @@ Exit codes:
   6  network: DNS, connect, MID server, timeout
   7  TLS: handshake, certificate verification, client certificate
   8  authentication: 401/403 from the endpoint, 407 from the MID server, OAuth token refused
+  9  renew: `connection test` passed, but a certificate expires within --warn-days (RENEW)
 
 Environment:
   CONNCTL_STORE            the store file (default: <config dir>/connctl/store.toml)
@@ -37,6 +38,11 @@ Environment:
   CONNCTL_KEYRING          force a keyring backend: secret-service or keyutils
   CONNCTL_KEYRING_TIMEOUT  seconds before a keyring call gives up (default 5)
   CONNCTL_CMD_TIMEOUT      seconds a cmd: secret source may run (default 30)
+  VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN
+                           where Vault/OpenBao is and the token for vault: sources
+                           (override the store's [vault] table; else ~/.vault-token)
+  CONNCTL_VAULT_AUTH       Vault login method for this run: token, approle or jwt
+  CONNCTL_VAULT_TIMEOUT    seconds one Vault request may take (default 30)
   NO_COLOR                 no colors on stderr";
 
 #[derive(Debug, Parser)]
@@ -47,7 +53,7 @@ Environment:
     long_about = "connctl keeps, per integration and environment, everything needed to send messages to a \
 remote system (endpoint, Basic/OAuth 2.0/mutual-TLS authentication, MID server) and the inbound user the \
 remote system authenticates as. One connection per integration is active at a time.\n\n\
-Records live in a TOML store; secret values live in the OS keyring or come from env:/file:/cmd: \
+Records live in a TOML store; secret values live in the OS keyring or come from env:/file:/cmd:/vault: \
 sources, and are never printed.",
     after_long_help = EXIT_CODES,
     propagate_version = true,
@@ -120,6 +126,11 @@ connctl import connctl-backup.toml --dry-run\n  \
 connctl --store old/store.toml export | connctl import -")]
     Import(ImportArgs),
     /// Check the keyring backend and that every secret can be resolved
+    #[command(
+        after_help = "With vault: sources or a [vault] table, doctor also logs in to Vault and \
+shows its address, the login method and the token's time left.\n\n\
+Examples:\n  connctl doctor\n  VAULT_ADDR=https://vault.example.com:8200 connctl doctor -o json | jq .vault"
+    )]
     Doctor(DoctorArgs),
     /// Run the main job end to end on this machine, in a throwaway store
     Demo(DemoArgs),
@@ -230,40 +241,48 @@ impl From<ClientAuthArg> for ClientAuth {
 
 // ----- secret inputs -----------------------------------------------------
 
-/// How a password enters: never as a value on the command line.
+/// How a password enters: never as a value on the command line. One source;
+/// only `--password-stdin` goes with `--password-vault` (it writes the value to Vault).
 #[derive(Debug, Clone, Default, Args)]
-#[group(multiple = false)]
+#[group(multiple = true)]
 pub struct PasswordArgs {
-    /// Read the password from standard input and keep it in the OS keyring
+    /// Read the password from standard input and keep it in the OS keyring (with --password-vault: write it to Vault)
     #[arg(long)]
     pub password_stdin: bool,
     /// Take the password from this environment variable whenever it is needed
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["password_stdin", "password_file", "password_cmd", "password_vault"])]
     pub password_env: Option<String>,
     /// Read the password from this file whenever it is needed (trailing newline trimmed)
-    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["password_stdin", "password_cmd", "password_vault"])]
     pub password_file: Option<PathBuf>,
     /// Run this command whenever the password is needed; its stdout is the password
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["password_stdin", "password_vault"])]
     pub password_cmd: Option<String>,
+    /// Read the password from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/partner/orders#password (?version=N pins a KV v2 version)
+    #[arg(long, value_name = "REF")]
+    pub password_vault: Option<String>,
 }
 
-/// How an OAuth client secret enters: never as a value on the command line.
+/// How an OAuth client secret enters: never as a value on the command line. One
+/// source; only `--client-secret-stdin` goes with `--client-secret-vault` (a write to Vault).
 #[derive(Debug, Clone, Default, Args)]
-#[group(multiple = false)]
+#[group(multiple = true)]
 pub struct ClientSecretArgs {
-    /// Read the client secret from standard input and keep it in the OS keyring
+    /// Read the client secret from standard input and keep it in the OS keyring (with --client-secret-vault: write it to Vault)
     #[arg(long)]
     pub client_secret_stdin: bool,
     /// Take the client secret from this environment variable whenever it is needed
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["client_secret_stdin", "client_secret_file", "client_secret_cmd", "client_secret_vault"])]
     pub client_secret_env: Option<String>,
     /// Read the client secret from this file whenever it is needed
-    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["client_secret_stdin", "client_secret_cmd", "client_secret_vault"])]
     pub client_secret_file: Option<PathBuf>,
     /// Run this command whenever the client secret is needed; its stdout is the secret
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["client_secret_stdin", "client_secret_vault"])]
     pub client_secret_cmd: Option<String>,
+    /// Read the client secret from Vault / OpenBao whenever it is needed: PATH#FIELD, e.g. secret/idp/connctl#client_secret
+    #[arg(long, value_name = "REF")]
+    pub client_secret_vault: Option<String>,
 }
 
 // ----- integration -------------------------------------------------------
@@ -333,6 +352,29 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
         #[arg(add = complete::integrations())]
         name: String,
     },
+    /// Compare an integration's connections: each against the active one (or production)
+    #[command(
+        long_about = "Compare an integration's connections field by field.\n\n\
+Without --env, every connection is compared with the integration's active connection (or its \
+production connection when none is active). One --env compares that environment's connection with \
+it; two --env compare those two. Exit 0 when nothing differs unexpectedly, 1 otherwise.",
+        after_help = "Examples:\n  connctl integration diff incident-sync\n  \
+connctl integration diff incident-sync --env test --env production\n  \
+connctl integration diff incident-sync --ignore variables --live -o json"
+    )]
+    Diff(IntegrationDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IntegrationDiffArgs {
+    /// Integration name
+    #[arg(add = complete::integrations())]
+    pub name: String,
+    /// Compare this environment's connection (give it twice to compare two environments)
+    #[arg(long, value_enum, ignore_case = true)]
+    pub env: Vec<EnvArg>,
+    #[command(flatten)]
+    pub options: DiffOptions,
 }
 
 // ----- connection --------------------------------------------------------
@@ -401,6 +443,49 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
     Test(ConnectionTestArgs),
     /// Send one message through a connection
     Send(ConnectionSendArgs),
+    /// Compare two connections field by field: what differs, and whether it should
+    #[command(
+        long_about = "Compare two connections field by field.\n\n\
+Each row says `same`, `differs (expected)` (where environments are meant to differ: host, names, \
+user, variable values) or `differs` (authentication, mutual TLS, certificate issuer, MID server use, \
+path, variable keys, secret source kinds, ...). Exit 0 when nothing differs unexpectedly, 1 otherwise.",
+        after_help = "Examples:\n  connctl connection diff incident-sync.test incident-sync.prod\n  \
+connctl connection diff incident-sync.test incident-sync.prod --ignore mid_server --ignore variables.table\n  \
+connctl connection diff incident-sync.test incident-sync.prod --live -o json"
+    )]
+    Diff(ConnectionDiffArgs),
+}
+
+/// What `connection diff` and `integration diff` share.
+#[derive(Debug, Clone, Args)]
+pub struct DiffOptions {
+    /// Accept a known difference: a field (endpoint.path, variables.table) or a group
+    /// (oauth, certificate, endpoint, mid_server, variables, live); repeatable
+    #[arg(long = "ignore", value_name = "FIELD")]
+    pub ignore: Vec<String>,
+    /// Also test both sides and compare what the servers showed (TLS, certificate, status)
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: seconds before a stage gives up
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        requires = "live"
+    )]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionDiffArgs {
+    /// The first connection (a)
+    #[arg(add = complete::connections())]
+    pub a: String,
+    /// The second connection (b)
+    #[arg(add = complete::connections())]
+    pub b: String,
+    #[command(flatten)]
+    pub options: DiffOptions,
 }
 
 #[derive(Debug, Args)]
@@ -560,7 +645,10 @@ pub struct ConnectionTarget {
     after_help = "Examples:\n  connctl connection test incident-sync.prod\n  \
 connctl connection test --integration incident-sync --env test -o json\n  \
 connctl connection test --all --active --jobs 32\n  \
-connctl connection test incident-sync.prod --method POST --expect 405"
+connctl connection test incident-sync.prod --method POST --expect 405\n  \
+connctl connection test --all --report junit:connctl.xml --report json:connctl.json --warn-days 14\n\n\
+Exit codes: 0 OK; 9 RENEW: the test passed but a certificate expires within --warn-days;\n\
+1, 3-8 a failure (see `connctl --help`)."
 )]
 pub struct ConnectionTestArgs {
     #[command(flatten)]
@@ -589,6 +677,12 @@ pub struct ConnectionTestArgs {
     /// Skip server certificate verification (test only; says what it skips)
     #[arg(long)]
     pub insecure: bool,
+    /// Also write a report: junit:FILE (JUnit XML for CI) or json:FILE (the -o json array); repeatable
+    #[arg(long = "report", value_name = "KIND:FILE", value_parser = crate::report::parse_target)]
+    pub reports: Vec<crate::report::ReportTarget>,
+    /// A passing test whose server or client certificate expires within N days exits 9 (RENEW)
+    #[arg(long, value_name = "N", default_value_t = crate::outbound::expiry::DEFAULT_WARN_DAYS)]
+    pub warn_days: u32,
     /// Use VALUE for {{KEY}} in --path in this test only (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,

@@ -14,9 +14,8 @@ use super::Context;
 use crate::cli::DemoArgs;
 use crate::error::{Error, Result};
 use crate::inbound::pki;
-use crate::model::{RecordKind, SecretSource};
 use crate::output::sh_quote;
-use crate::secrets::{self, Secret, SecretRef};
+use crate::secrets::{self, Secret};
 
 const INTEGRATION: &str = "orders";
 const TEST_CONNECTION: &str = "orders.test";
@@ -92,25 +91,14 @@ fn indent(text: &str) {
     }
 }
 
-/// Can this machine's keyring store and give back a value? Leaves nothing behind.
+/// Can this machine's keyring store and give back a value? Leaves nothing
+/// behind (the doctor's round trip, under a store id of its own).
 fn keyring_works() -> std::result::Result<(), String> {
-    let probe = SecretRef::new(
-        &format!("demo-probe-{}", uuid::Uuid::new_v4()),
-        RecordKind::InboundUser,
-        "probe",
-        "password",
-    );
-    let value = Secret::new(uuid::Uuid::new_v4().to_string());
-    let result = secrets::keyring_set(&probe, &value)
-        .and_then(|()| secrets::keyring_get(&probe))
-        .map_err(|e| e.message.clone())
-        .and_then(|back| match back {
-            Some(back) if back == value => Ok(()),
-            Some(_) => Err("the keyring gave back a different value".to_string()),
-            None => Err("the keyring lost the value it was given".to_string()),
-        });
-    let _ = secrets::keyring_delete(&probe);
-    result
+    let probe_store = format!("demo-probe-{}", uuid::Uuid::new_v4());
+    match secrets::keyring_check(&probe_store).error {
+        None => Ok(()),
+        Some(e) => Err(e.message),
+    }
 }
 
 impl Demo {
@@ -315,28 +303,13 @@ impl Demo {
 
     /// Removes the keyring entries the demo's records hold.
     fn forget_keyring_entries(&self) -> Vec<String> {
-        let mut problems = Vec::new();
         let Ok(store) = crate::store::load(&self.store) else {
-            return problems;
+            return Vec::new();
         };
-        let mut refs = Vec::new();
-        for (name, user) in &store.inbound_user {
-            if user.password == Some(SecretSource::Keyring) {
-                refs.push((RecordKind::InboundUser, name.clone()));
-            }
-        }
-        for (name, c) in &store.connection {
-            if c.password == Some(SecretSource::Keyring) {
-                refs.push((RecordKind::Connection, name.clone()));
-            }
-        }
-        for (kind, name) in refs {
-            let at = SecretRef::new(&store.store_id, kind, &name, "password");
-            if let Err(e) = secrets::keyring_delete(&at) {
-                problems.push(format!("{kind} '{name}': {}", e.message));
-            }
-        }
-        problems
+        crate::change::discard_secrets(&store)
+            .into_iter()
+            .map(|left| format!("{}: {}", left.at.describe(), left.error.message))
+            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! `connctl doctor`: which keyring backend is in use and whether it works (a
 //! round trip on a throwaway entry), then every secret field of every record:
-//! resolvable or not, and why. Never a value.
+//! resolvable or not, and why. Never a value. With Vault in use: its address,
+//! the login method, and the token's remaining time (`auth/token/lookup-self`).
 
 use serde_json::{Value, json};
 
@@ -8,6 +9,7 @@ use super::Context;
 use crate::cli::DoctorArgs;
 use crate::error::{Error, Result};
 use crate::model::SecretSource;
+use crate::secrets::vault::{self, VaultCheck};
 use crate::secrets::{self, KeyringCheck};
 
 /// One secret field and whether it resolved.
@@ -24,6 +26,14 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
     let store = ctx.load()?;
     ctx.out.debug(1, "keyring: probing with a throwaway entry");
     let keyring = secrets::keyring_check(&store.store_id);
+    let uses_vault = secrets::secret_fields(&store)
+        .iter()
+        .any(|(_, source)| matches!(source, SecretSource::Vault { .. }));
+    let vault = (uses_vault || store.vault.is_some()).then(|| {
+        ctx.out
+            .debug(1, "vault: logging in and looking up the token");
+        vault::check()
+    });
     let fields: Vec<FieldCheck> = secrets::secret_fields(&store)
         .into_iter()
         .map(|(at, source)| {
@@ -42,9 +52,26 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
         .collect();
 
     if ctx.out.is_json() {
-        ctx.out.json(&report_json(&keyring, &fields))?;
+        let mut report = report_json(&keyring, &fields);
+        report["vault"] = vault_json(vault.as_ref());
+        if vault.as_ref().is_some_and(|v| v.error.is_some()) {
+            report["ok"] = Value::Bool(false);
+        }
+        ctx.out.json(&report)?;
     } else {
+        if let Some(check) = &vault {
+            print_vault(ctx, check)?;
+        }
         print_tables(ctx, &keyring, &fields)?;
+    }
+    if let Some(check) = &vault
+        && let Some(ttl) = check.ttl
+        && ttl < 300
+        && check.error.is_none()
+    {
+        ctx.out.warn(&format!(
+            "the Vault token expires in {ttl} s: log in again before a long run"
+        ));
     }
 
     let failed = fields.iter().filter(|f| f.error.is_some()).count();
@@ -54,6 +81,9 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
             fields.len(),
             if fields.len() == 1 { "" } else { "s" }
         )));
+    }
+    if let Some(err) = vault.as_ref().and_then(|v| v.error.as_ref()) {
+        return Err(err.clone());
     }
     if let Some(err) = &keyring.error {
         if !all_fine(&keyring, &fields) {
@@ -128,6 +158,48 @@ fn token_cache_json() -> Value {
         "ok": check.is_ok(),
         "error": check.err(),
     })
+}
+
+fn vault_json(check: Option<&VaultCheck>) -> Value {
+    let Some(check) = check else {
+        return Value::Null;
+    };
+    json!({
+        "address": check.address,
+        "auth": check.auth,
+        "ok": check.error.is_none(),
+        "token_ttl_seconds": check.ttl,
+        "error": check.error.as_ref().map(|e| e.message.clone()),
+        "causes": check.error.as_ref().map(|e| e.causes.clone()).unwrap_or_default(),
+        "hint": check.error.as_ref().and_then(|e| e.hint.clone()),
+    })
+}
+
+fn print_vault(ctx: &Context, check: &VaultCheck) -> Result<()> {
+    let mut lines: Vec<(&str, String)> = vec![("vault", check.address.clone())];
+    if !check.auth.is_empty() {
+        lines.push(("vault auth", check.auth.clone()));
+    }
+    match &check.error {
+        None => lines.push((
+            "vault token",
+            match check.ttl {
+                Some(ttl) => format!("ok, {ttl} s left"),
+                None => "ok, does not expire".to_string(),
+            },
+        )),
+        Some(e) => {
+            lines.push(("vault token", format!("FAILED: {}", e.message)));
+            for cause in &e.causes {
+                lines.push(("caused by", cause.clone()));
+            }
+        }
+    }
+    ctx.out.fields(&lines)?;
+    if let Some(hint) = check.error.as_ref().and_then(|e| e.hint.as_deref()) {
+        ctx.out.hint(hint);
+    }
+    Ok(())
 }
 
 fn print_tables(ctx: &Context, keyring: &KeyringCheck, fields: &[FieldCheck]) -> Result<()> {

@@ -3,12 +3,12 @@
 use serde_json::Value;
 
 use super::{
-    Context, Named, check_new_name, keep_secret, not_found, password_input, record_json,
-    refuse_if_referenced, source_text, take_secret, used_by,
+    Context, Named, check_new_name, not_found, password_input, record_json, refuse_if_referenced,
+    source_text, take_secret, used_by,
 };
 use crate::cli::InboundUserCommand;
 use crate::error::{Error, Result};
-use crate::model::{InboundUser, RecordKind, SecretSource};
+use crate::model::{InboundUser, RecordKind};
 use crate::output::or_dash;
 
 pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
@@ -22,11 +22,11 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
             )?
             .ok_or_else(|| {
                 Error::usage(format!("inbound user '{name}' needs a password"))
-                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD")
+                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD")
             })?;
-            ctx.update(|store| {
+            ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
-                let source = keep_secret(ctx, store, KIND, &name, "password", None, taken)?;
+                let source = store.keep(KIND, &name, "password", taken);
                 store.inbound_user.insert(
                     name.clone(),
                     InboundUser {
@@ -84,15 +84,13 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
             ])
         }
         InboundUserCommand::Remove { name } => {
+            // Its keyring password goes with it (change.rs).
             ctx.update(|store| {
-                let Some(u) = store.inbound_user.get(&name).cloned() else {
+                if !store.inbound_user.contains_key(&name) {
                     return Err(not_found(store, KIND, &name));
-                };
+                }
                 refuse_if_referenced(store, KIND, &name)?;
                 store.inbound_user.remove(&name);
-                if u.password == Some(SecretSource::Keyring) {
-                    super::forget_secrets(ctx, store, KIND, &name, &["password"]);
-                }
                 Ok(())
             })?;
             ctx.out.status(&format!("removed inbound-user '{name}'"));
@@ -111,24 +109,13 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
             )?
             .ok_or_else(|| {
                 Error::usage("no password given")
-                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD")
+                    .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD")
             })?;
-            ctx.update(|store| {
-                let previous = store
-                    .inbound_user
-                    .get(&name)
-                    .ok_or_else(|| not_found(store, KIND, &name))?
-                    .password
-                    .clone();
-                let source = keep_secret(
-                    ctx,
-                    store,
-                    KIND,
-                    &name,
-                    "password",
-                    previous.as_ref(),
-                    taken,
-                )?;
+            ctx.change(|store| {
+                if !store.inbound_user.contains_key(&name) {
+                    return Err(not_found(store, KIND, &name));
+                }
+                let source = store.keep(KIND, &name, "password", taken);
                 if let Some(u) = store.inbound_user.get_mut(&name) {
                     u.password = Some(source);
                 }

@@ -3,12 +3,12 @@
 use serde_json::Value;
 
 use super::{
-    Context, check_new_name, check_url, keep_secret, list_records, not_found, password_input,
-    record_json, refuse_if_referenced, source_text, take_secret, used_by,
+    Context, check_new_name, check_url, list_records, not_found, password_input, record_json,
+    refuse_if_referenced, source_text, take_secret, used_by,
 };
 use crate::cli::MidServerCommand;
 use crate::error::{Error, Result};
-use crate::model::{MidServer, RecordKind, SecretSource};
+use crate::model::{MidServer, RecordKind};
 use crate::output::or_dash;
 
 /// A MID server is reached over plain http: connctl speaks no TLS to the proxy
@@ -50,14 +50,11 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                 return Err(Error::usage(format!(
                     "MID server '{name}' has a user but no password"
                 ))
-                .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
+                .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD"));
             }
-            ctx.update(|store| {
+            ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
-                let password = match taken {
-                    Some(t) => Some(keep_secret(ctx, store, KIND, &name, "password", None, t)?),
-                    None => None,
-                };
+                let password = taken.map(|t| store.keep(KIND, &name, "password", t));
                 store.mid_server.insert(
                     name.clone(),
                     MidServer {
@@ -110,55 +107,46 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                 check_mid_url(url)?;
             }
             let taken = take_secret(password_input(&args.password), None)?;
-            let secret_given = taken.is_some();
-            let changed = ctx.update(|store| {
+            let done = ctx.change(|store| {
                 let mut m = store
                     .mid_server
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
-                let before = m.clone();
                 if let Some(url) = &args.url {
                     m.url = url.clone();
                 }
                 if let Some(user) = &args.user {
                     m.user = Some(user.clone());
                 }
-                let previous = m.password.clone();
                 if args.no_user {
                     m.user = None;
                     m.password = None;
-                    if previous == Some(SecretSource::Keyring) {
-                        super::forget_secrets(ctx, store, KIND, &name, &["password"]);
-                    }
                 }
                 if let Some(t) = taken {
                     if m.user.is_none() {
                         return Err(Error::usage("a MID server password needs a user: add --user"));
                     }
-                    m.password = Some(keep_secret(ctx, store, KIND, &name, "password", previous.as_ref(), t)?);
+                    m.password = Some(store.keep(KIND, &name, "password", t));
                 }
                 if m.user.is_some() && m.password.is_none() {
                     return Err(Error::usage(format!("MID server '{name}' has a user but no password"))
-                        .with_hint("add --password-stdin, --password-env VAR, --password-file PATH or --password-cmd CMD"));
+                        .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD"));
                 }
-                let changed = secret_given || m != before;
                 store.mid_server.insert(name.clone(), m);
-                Ok(changed)
+                Ok(())
             })?;
-            super::edited(ctx, KIND, &name, changed);
+            super::edited(ctx, KIND, &name, done.changed());
             Ok(())
         }
         MidServerCommand::Remove { name } => {
+            // Its keyring password goes with it (change.rs).
             ctx.update(|store| {
-                let Some(m) = store.mid_server.get(&name).cloned() else {
+                if !store.mid_server.contains_key(&name) {
                     return Err(not_found(store, KIND, &name));
-                };
+                }
                 refuse_if_referenced(store, KIND, &name)?;
                 store.mid_server.remove(&name);
-                if m.password == Some(SecretSource::Keyring) {
-                    super::forget_secrets(ctx, store, KIND, &name, &["password"]);
-                }
                 Ok(())
             })?;
             ctx.out.status(&format!("removed mid-server '{name}'"));

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::change::{self, Committed, Draft, SecretChange, TakenSecret};
 use crate::cli::{ClientSecretArgs, Command, PasswordArgs};
 use crate::error::{Error, Result};
 use crate::model::{RecordKind, SecretSource, Store};
 use crate::output::{Printer, or_dash};
-use crate::secrets::{self, Secret, SecretInput, SecretRef};
+use crate::secrets::{self, SecretInput};
 
 pub mod completions;
 pub mod connection;
@@ -40,10 +41,53 @@ impl Context {
         crate::store::load(&self.store_path)
     }
 
-    pub fn update<T>(&self, change: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    /// Carries out one change to records and their secrets (see
+    /// `change::commit`): the only way commands write the store or the keyring.
+    /// Logs the keyring operations at `-v` and warns about entries left behind.
+    pub fn change<T>(&self, edit: impl FnOnce(&mut Draft) -> Result<T>) -> Result<Committed<T>> {
         self.out
             .debug(1, &format!("store (write): {}", self.store_path.display()));
-        crate::store::update(&self.store_path, change)
+        // Hooks that follow every commit (a journal) are passed here.
+        let done = change::commit(&self.store_path, &[], edit)?;
+        for op in &done.secrets {
+            match op {
+                SecretChange::Set(at) => self
+                    .out
+                    .debug(1, &format!("keyring: stored {}", at.account())),
+                SecretChange::Deleted(at) => self
+                    .out
+                    .debug(1, &format!("keyring: removed {}", at.account())),
+                SecretChange::VaultWritten {
+                    source, version, ..
+                } => self.out.debug(
+                    1,
+                    &match version {
+                        Some(n) => format!("vault: wrote {source} (version {n})"),
+                        None => format!("vault: wrote {source}"),
+                    },
+                ),
+            }
+        }
+        for left in &done.leftovers {
+            self.out.warn(&format!(
+                "the keyring entry {} could not be removed: {}",
+                left.at.account(),
+                left.error.message
+            ));
+        }
+        if !done.leftovers.is_empty() {
+            self.out
+                .hint("`connctl doctor --fix` removes keyring entries no record names");
+        }
+        for warning in &done.warnings {
+            self.out.warn(warning);
+        }
+        Ok(done)
+    }
+
+    /// A change to records alone, returning what `edit` returned.
+    pub fn update<T>(&self, edit: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        self.change(|draft| edit(draft)).map(|done| done.value)
     }
 }
 
@@ -106,6 +150,7 @@ pub fn password_input(args: &PasswordArgs) -> Option<SecretInput> {
         &args.password_env,
         &args.password_file,
         &args.password_cmd,
+        &args.password_vault,
     )
 }
 
@@ -115,6 +160,7 @@ pub fn client_secret_input(args: &ClientSecretArgs) -> Option<SecretInput> {
         &args.client_secret_env,
         &args.client_secret_file,
         &args.client_secret_cmd,
+        &args.client_secret_vault,
     )
 }
 
@@ -123,8 +169,15 @@ fn secret_input(
     env: &Option<String>,
     file: &Option<PathBuf>,
     cmd: &Option<String>,
+    vault: &Option<String>,
 ) -> Option<SecretInput> {
-    if stdin {
+    if let Some(reference) = vault {
+        Some(if stdin {
+            SecretInput::VaultWrite(reference.clone())
+        } else {
+            SecretInput::Vault(reference.clone())
+        })
+    } else if stdin {
         Some(SecretInput::Stdin)
     } else if let Some(var) = env {
         Some(SecretInput::Env(var.clone()))
@@ -136,67 +189,11 @@ fn secret_input(
     }
 }
 
-/// A secret taken from the command line before the store lock is held:
-/// the source to record, and a value bound for the keyring.
-pub struct TakenSecret {
-    pub source: SecretSource,
-    pub value: Option<Secret>,
-}
-
 pub fn take_secret(
     input: Option<SecretInput>,
     prompt: Option<&str>,
 ) -> Result<Option<TakenSecret>> {
     Ok(secrets::take_input(input, prompt)?.map(|(source, value)| TakenSecret { source, value }))
-}
-
-/// Records a taken secret on a record inside a store update: a value goes to
-/// the keyring under the store's id; an earlier keyring value that is no
-/// longer used is removed. Returns the source to put in the record.
-pub fn keep_secret(
-    ctx: &Context,
-    store: &Store,
-    kind: RecordKind,
-    name: &str,
-    field: &str,
-    previous: Option<&SecretSource>,
-    taken: TakenSecret,
-) -> Result<SecretSource> {
-    let at = SecretRef::new(&store.store_id, kind, name, field);
-    match &taken.value {
-        Some(value) => {
-            secrets::keyring_set(&at, value)?;
-            ctx.out
-                .debug(1, &format!("keyring: stored {}", at.account()));
-        }
-        None => {
-            if previous == Some(&SecretSource::Keyring)
-                && let Err(e) = secrets::keyring_delete(&at)
-            {
-                ctx.out.warn(&format!(
-                    "the old keyring entry {} could not be removed: {}",
-                    at.account(),
-                    e.message
-                ));
-            }
-        }
-    }
-    Ok(taken.source)
-}
-
-/// Removes the keyring entries of a record that is going away; a failure is a
-/// warning (the record goes anyway), naming the entry left behind.
-pub fn forget_secrets(ctx: &Context, store: &Store, kind: RecordKind, name: &str, fields: &[&str]) {
-    for field in fields {
-        let at = SecretRef::new(&store.store_id, kind, name, field);
-        if let Err(e) = secrets::keyring_delete(&at) {
-            ctx.out.warn(&format!(
-                "keyring entry {} could not be removed: {}",
-                at.account(),
-                e.message
-            ));
-        }
-    }
 }
 
 /// A secret field as shown in tables: its source, or `-`.

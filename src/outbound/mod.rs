@@ -1,6 +1,7 @@
 //! Outbound requests through a connection: secrets, OAuth token, DNS, TCP, MID server,
 //! TLS/mTLS and HTTP, each stage timed and explained. Used by `connection test` and `send`.
 
+pub mod expiry;
 pub mod oauth;
 pub mod proxy;
 mod quickack;
@@ -65,6 +66,10 @@ pub struct StageRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
     pub stages: Vec<StageRecord>,
+    /// What the endpoint's TLS handshake showed, once it completed.
+    pub tls: Option<tls::TlsFacts>,
+    /// Certificate and token lifetimes seen on the way.
+    pub expiry: expiry::Expiry,
 }
 
 fn elapsed_ms(started: Instant) -> f64 {
@@ -575,6 +580,7 @@ impl Outbound {
             Ok(pair) => pair,
             Err(e) => return Err(trace.fail(Stage::Tls, tls_started, e)),
         };
+        trace.expiry.client_cert = identity.as_ref().and_then(|i| i.not_after);
         let route = Route {
             proxy,
             tls: TlsSettings {
@@ -685,6 +691,9 @@ impl Outbound {
         };
         let started = Instant::now();
         let token = oauth::obtain(source, fresh).await;
+        if let Ok(t) = &token {
+            trace.expiry.token = Some(t.expires_at);
+        }
         trace
             .record(Stage::OauthToken, started, token, |t| {
                 format!("profile '{}': {}", source.profile_name, oauth::describe(t))

@@ -148,23 +148,6 @@ pub async fn forget(source: &TokenSource) -> Result<()> {
     off_runtime(move || Cache::from_env().delete(&at)).await
 }
 
-/// The cached access token, if any, without fetching (for `oauth-profile show`).
-pub async fn peek(source: &TokenSource) -> Option<Token> {
-    let at = source.cache_at.clone();
-    let found = off_runtime(move || Cache::from_env().get(&at))
-        .await
-        .ok()??;
-    read_cache(source, found.expose())
-}
-
-/// Whether a login grant's refresh token is held (never its value).
-pub async fn holds_refresh_token(source: &TokenSource) -> Result<bool> {
-    let at = source.refresh_at.clone();
-    Ok(off_runtime(move || secrets::keyring_get(&at))
-        .await?
-        .is_some())
-}
-
 /// For `oauth-profile show`: whether a refresh token is held (login grants:
 /// the keyring entry; other grants: inside the cached token) and when the
 /// cached access token expires. Never a value.

@@ -96,6 +96,8 @@ pub struct ClientIdentity {
     pub subject: String,
     /// Days until the client certificate expires (negative when expired).
     pub days_left: Option<i64>,
+    /// When the client certificate expires (Unix seconds).
+    pub not_after: Option<i64>,
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -118,6 +120,7 @@ impl ClientIdentity {
         })?;
         let summary = cert_summary(&certs[0]);
         let days_left = summary.as_ref().map(CertSummary::days_left);
+        let not_after = summary.as_ref().map(|c| c.not_after);
         let subject = summary
             .map(|c| c.subject)
             .unwrap_or_else(|| "(unparsable certificate)".to_string());
@@ -134,6 +137,7 @@ impl ClientIdentity {
             key: Arc::new(key),
             subject,
             days_left,
+            not_after,
         })
     }
 }
@@ -374,6 +378,34 @@ impl TlsSettings {
             vec![b"http/1.1".to_vec()]
         };
         Ok((Arc::new(config), seen))
+    }
+}
+
+/// What a completed handshake showed, kept on the trace for comparisons (`diff --live`).
+#[derive(Debug, Clone)]
+pub struct TlsFacts {
+    /// `TLS 1.3`, `TLS 1.2`.
+    pub version: String,
+    pub alpn: Option<String>,
+    pub server: Option<CertSummary>,
+    pub client_cert_requested: bool,
+}
+
+impl TlsFacts {
+    pub fn of(conn: &rustls::ClientConnection, seen: &Observed) -> TlsFacts {
+        TlsFacts {
+            version: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+                Some(other) => format!("{other:?}"),
+                None => "TLS".to_string(),
+            },
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            server: seen.server_cert(),
+            client_cert_requested: seen.requested(),
+        }
     }
 }
 

@@ -294,9 +294,11 @@ pub async fn execute_bounded(
             Ok(Err(e)) => Err(handshake_error(&e, &host, &seen, route)),
             Ok(Ok(s)) => Ok(s),
         };
+        trace.expiry.server_cert = seen.server_cert().map(|c| c.not_after);
         let tls_stream = trace.record(Stage::Tls, started, tls_stream, |s| {
             tls_detail(s.get_ref().1, &seen, route)
         })?;
+        trace.tls = Some(tls::TlsFacts::of(tls_stream.get_ref().1, &seen));
         let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
         seen.set_tls13(
             tls_stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),

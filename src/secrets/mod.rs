@@ -14,6 +14,7 @@ use crate::model::{RecordKind, SecretSource, Store};
 
 mod keyring;
 pub use keyring::*;
+pub mod vault;
 
 /// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
 /// cannot reach a log or an error message by accident; `expose` is the one
@@ -176,6 +177,11 @@ pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
         SecretSource::Env(var) => resolve_env(var, at),
         SecretSource::File(path) => resolve_file(path, at),
         SecretSource::Cmd(command) => resolve_cmd(command, at),
+        SecretSource::Vault {
+            path,
+            field,
+            version,
+        } => vault::read(path, field, *version, at),
     }
 }
 
@@ -461,6 +467,10 @@ pub enum SecretInput {
     Env(String),
     File(PathBuf),
     Cmd(String),
+    /// `PATH#FIELD` in Vault (with or without the `vault:` prefix).
+    Vault(String),
+    /// `--password-stdin` with `--password-vault`: the value from stdin, to be written to Vault.
+    VaultWrite(String),
 }
 
 /// Turns a secret input into what the store records (the source) and, for a
@@ -483,20 +493,7 @@ pub fn take_input(
         return Err(Error::usage("the secret source is empty"));
     }
     match input {
-        Some(SecretInput::Stdin) => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
-            let mut text = String::from_utf8(bytes)
-                .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
-            trim_one_newline(&mut text);
-            if text.is_empty() {
-                return Err(Error::usage("the secret on stdin is empty")
-                    .with_hint("pipe the value in, e.g. `printf '%s' \"$PW\" | connctl ...`"));
-            }
-            Ok(Some((SecretSource::Keyring, Some(Secret::new(text)))))
-        }
+        Some(SecretInput::Stdin) => Ok(Some((SecretSource::Keyring, Some(read_stdin_secret()?)))),
         Some(SecretInput::Env(var)) => {
             let source = format!("env:{var}")
                 .parse::<SecretSource>()
@@ -520,6 +517,32 @@ pub fn take_input(
             }
             Ok(Some((SecretSource::Cmd(command), None)))
         }
+        Some(SecretInput::Vault(reference)) => {
+            let reference = reference.trim();
+            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
+            let source = format!("vault:{reference}")
+                .parse::<SecretSource>()
+                .map_err(Error::usage)?;
+            Ok(Some((source, None)))
+        }
+        Some(SecretInput::VaultWrite(reference)) => {
+            let reference = reference.trim();
+            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
+            let source = format!("vault:{reference}")
+                .parse::<SecretSource>()
+                .map_err(Error::usage)?;
+            if let SecretSource::Vault {
+                version: Some(n), ..
+            } = &source
+            {
+                return Err(Error::usage(format!(
+                    "?version={n} pins a version to read; a write makes a new version"
+                ))
+                .with_hint("drop ?version=N to write the value, or drop --password-stdin to read the pinned version"));
+            }
+            // Checked before stdin is read: a refused command reads nothing.
+            Ok(Some((source, Some(read_stdin_secret()?))))
+        }
         None => {
             let Some(label) = prompt else {
                 return Ok(None);
@@ -536,6 +559,22 @@ pub fn take_input(
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
     }
+}
+
+/// All of stdin, one trailing newline trimmed; empty input is a usage error.
+fn read_stdin_secret() -> Result<Secret> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
+    trim_one_newline(&mut text);
+    if text.is_empty() {
+        return Err(Error::usage("the secret on stdin is empty")
+            .with_hint("pipe the value in, e.g. `printf '%s' \"$PW\" | connctl ...`"));
+    }
+    Ok(Secret::new(text))
 }
 
 /// Prompts on the terminal and reads a line without echo. Echo is switched
@@ -610,6 +649,12 @@ pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
             name,
             "client_secret",
             &p.client_secret,
+        );
+        push(
+            RecordKind::OauthProfile,
+            name,
+            "signing_key",
+            &p.signing_key,
         );
     }
     for (name, m) in &store.mid_server {

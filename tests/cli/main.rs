@@ -3,6 +3,8 @@
 mod completions;
 mod concurrency;
 mod demo;
+mod diff;
+mod fleet;
 mod inbound;
 mod outbound;
 mod outbound_oauth;
@@ -14,4 +16,6 @@ mod records_profiles;
 mod records_store;
 mod secrets;
 mod support;
+mod transaction;
 mod variables;
+mod vault;

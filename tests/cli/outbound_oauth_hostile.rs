@@ -110,6 +110,8 @@ fn run_measured(f: &Fixture, args: &[&str], vars: &[(&str, &str)]) -> (i32, Stri
         .envs(vars.iter().copied())
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(f.env.path("measured.err")).unwrap());
+    // Reaped by wait4 below, which also gives its rusage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().unwrap();
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

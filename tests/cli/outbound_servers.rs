@@ -295,7 +295,7 @@ fn server_config(opts: &TlsOptions<'_>) -> rustls::ServerConfig {
     config
 }
 
-async fn serve_one<S>(io: S, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>)
+pub async fn serve_one<S>(io: S, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

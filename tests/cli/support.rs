@@ -120,3 +120,70 @@ pub fn write(path: &Path, text: &str) {
     }
     std::fs::write(path, text).expect("write");
 }
+
+// ---------------------------------------------------------------------------
+// The keyring read from outside, and the store's id (issue 9)
+// ---------------------------------------------------------------------------
+
+/// The store's `store_id`, read from the file.
+pub fn store_id(env: &TestEnv) -> String {
+    let text = env.store_text();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("store_id"))
+        .expect("store_id in the store");
+    line.split('"').nth(1).expect("quoted store_id").to_string()
+}
+
+/// Every Secret Service entry of service `connctl` whose account starts with
+/// `prefix` (a store id, say), as account → value: read from outside with
+/// `secret-tool search --all`, in the session bus `bus` (or the shared one).
+pub fn keyring_entries(
+    bus: Option<&str>,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, String> {
+    // secret-tool prints the secret on stdout and the attributes on stderr:
+    // one unbuffered stream keeps each item's lines together. An item that
+    // another test deletes while the search runs makes it fail: search again.
+    let mut text = String::new();
+    for attempt in 0.. {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            "exec stdbuf -o0 secret-tool search --all --unlock service connctl 2>&1",
+        ]);
+        if let Some(address) = bus {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", address);
+        }
+        let out = cmd
+            .output()
+            .expect("secret-tool (package libsecret-tools) must be installed");
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break;
+        }
+        assert!(attempt < 10, "secret-tool search keeps failing:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // One item is `[path]`, then `key = value` lines; the secret is `secret = ...`.
+    let mut entries = std::collections::BTreeMap::new();
+    let (mut account, mut secret) = (None::<String>, None::<String>);
+    let mut flush = |account: &mut Option<String>, secret: &mut Option<String>| {
+        if let (Some(a), Some(s)) = (account.take(), secret.take())
+            && a.starts_with(prefix)
+        {
+            entries.insert(a, s);
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('[') {
+            flush(&mut account, &mut secret);
+        } else if let Some(v) = line.strip_prefix("secret = ") {
+            secret = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("attribute.username = ") {
+            account = Some(v.to_string());
+        }
+    }
+    flush(&mut account, &mut secret);
+    entries
+}

@@ -8,7 +8,7 @@ use crate::support::{TestEnv, write};
 
 /// One TLS server (private CA) for the whole test binary; each test uses paths of its own.
 pub struct Shared {
-    _rt: tokio::runtime::Runtime,
+    pub rt: tokio::runtime::Runtime,
     pub pki: Pki,
     pub server: Server,
     _dir: tempfile::TempDir,
@@ -31,7 +31,7 @@ pub fn shared() -> &'static Shared {
             ok_handler(),
         );
         Shared {
-            _rt: rt,
+            rt,
             pki,
             server,
             _dir: dir,

@@ -1,5 +1,6 @@
 //! `connctl connection ...`: the records; `test` and `send` in their own files.
 
+pub mod diff;
 mod send;
 mod test;
 
@@ -8,8 +9,8 @@ use serde_json::Value;
 use crate::cli::{ConnectionAddArgs, ConnectionCommand, ConnectionEditArgs, ConnectionListArgs};
 use crate::commands::integration::yes_no;
 use crate::commands::{
-    Context, Named, check_new_name, check_url, existing_file, keep_secret, not_found, parse_var,
-    password_input, record_json, require, take_secret,
+    Context, Named, check_new_name, check_url, existing_file, not_found, parse_var, password_input,
+    record_json, require, take_secret,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -37,6 +38,7 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
         } => copy(ctx, &source, &new, env.into(), url, allow_http),
         ConnectionCommand::Test(args) => test::run(ctx, args),
         ConnectionCommand::Send(args) => send::run(ctx, args),
+        ConnectionCommand::Diff(args) => diff::run(ctx, args),
     }
 }
 
@@ -86,7 +88,7 @@ fn check_connection(name: &str, c: &Connection) -> Result<()> {
                 "connection '{name}' uses basic authentication but has no password"
             ))
             .with_hint(
-                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH or --password-cmd CMD",
+                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD",
             ));
         }
         _ => {}
@@ -161,22 +163,22 @@ fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
         password_input(&args.password),
         needs_password.then_some(prompt.as_str()),
     )?;
-    let deactivated = ctx.update(|store| {
-        check_new_name(store, KIND, &name)?;
-        require_references(store, &record)?;
-        if let Some(taken) = taken {
-            record.password = Some(keep_secret(
-                ctx, store, KIND, &name, "password", None, taken,
-            )?);
-        }
-        check_connection(&name, &record)?;
-        store.connection.insert(name.clone(), record);
-        Ok(if args.activate {
-            Some(store.activate_connection(&name, &now_rfc3339()))
-        } else {
-            None
-        })
-    })?;
+    let deactivated = ctx
+        .change(|store| {
+            check_new_name(store, KIND, &name)?;
+            require_references(store, &record)?;
+            if let Some(taken) = taken {
+                record.password = Some(store.keep(KIND, &name, "password", taken));
+            }
+            check_connection(&name, &record)?;
+            store.connection.insert(name.clone(), record);
+            Ok(if args.activate {
+                Some(store.activate_connection(&name, &now_rfc3339()))
+            } else {
+                None
+            })
+        })?
+        .value;
     ctx.out.status(&format!("added connection '{name}'"));
     match deactivated {
         Some(others) => {
@@ -207,14 +209,12 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
         .map(|p| existing_file("--ca-bundle", p))
         .transpose()?;
     let taken = take_secret(password_input(&args.password), None)?;
-    let secret_given = taken.is_some();
-    let (notes, changed) = ctx.update(|store| {
+    let done = ctx.change(|store| {
         let mut c = store
             .connection
             .get(&name)
             .cloned()
             .ok_or_else(|| not_found(store, KIND, &name))?;
-        let before = c.clone();
         let mut notes = Vec::new();
         if let Some(integration) = &args.integration
             && *integration != c.integration
@@ -297,35 +297,15 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
             }
         }
         require_references(store, &c)?;
-        // A token cached for this connection belongs to its old OAuth profile.
-        if let Some(old) = store
-            .connection
-            .get(&name)
-            .and_then(|o| o.oauth_profile.clone())
-            && c.oauth_profile.as_ref() != Some(&old)
-        {
-            let field = format!("token:{name}");
-            super::forget_secrets(ctx, store, RecordKind::OauthProfile, &old, &[&field]);
-        }
         if let Some(taken) = taken {
-            let previous = c.password.clone();
-            c.password = Some(keep_secret(
-                ctx,
-                store,
-                KIND,
-                &name,
-                "password",
-                previous.as_ref(),
-                taken,
-            )?);
+            c.password = Some(store.keep(KIND, &name, "password", taken));
         }
         check_connection(&name, &c)?;
-        let changed = secret_given || c != before;
         store.connection.insert(name.clone(), c);
-        Ok((notes, changed))
+        Ok(notes)
     })?;
-    super::edited(ctx, KIND, &name, changed);
-    for note in notes {
+    super::edited(ctx, KIND, &name, done.changed());
+    for note in done.value {
         ctx.out.status(&note);
     }
     Ok(())
@@ -379,14 +359,7 @@ fn remove(ctx: &Context, name: &str) -> Result<()> {
             .connection
             .remove(name)
             .ok_or_else(|| not_found(store, KIND, name))?;
-        if c.password == Some(SecretSource::Keyring) {
-            super::forget_secrets(ctx, store, KIND, name, &["password"]);
-        }
-        if let Some(profile) = &c.oauth_profile {
-            // Token cache of a password-grant fetch made for this connection.
-            let field = format!("token:{name}");
-            super::forget_secrets(ctx, store, RecordKind::OauthProfile, profile, &[&field]);
-        }
+        // Its keyring password and the token cached for it go with it (change.rs).
         Ok(c.active.then_some(c.integration))
     })?;
     ctx.out.status(&format!("removed connection '{name}'"));

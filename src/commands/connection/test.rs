@@ -11,7 +11,10 @@ use crate::commands::outbound::{
     method, outcome_error, pick, render_path, runtime, stage_rows, timeout, total_ms, variables,
     warn_insecure,
 };
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
+use crate::model::Store;
+use crate::outbound::expiry::{self, Verdict};
 use crate::outbound::{self, Outbound, Outcome, RequestSpec, Stage, Target, transport};
 
 pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
@@ -46,14 +49,23 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
         let client = Outbound::new();
         let mut outcome = runtime(false)?.block_on(client.exchange(&target, &spec));
         outcome.judge(&accept, auth);
+        let now = expiry::now();
+        let outcomes = std::slice::from_ref(&outcome);
+        write_reports(&args, &store, outcomes, now)?;
+        let (verdict, due) = expiry::verdict(&outcome, args.warn_days, now);
         if ctx.out.is_json() {
-            ctx.out.json(&outcome.to_json())?;
+            ctx.out
+                .json(&expiry::to_json(&outcome, args.warn_days, now))?;
         } else {
             ctx.out
                 .table(&["stage", "ok", "ms", "detail"], stage_rows(&outcome.trace))?;
+            for line in expiry::lifetime_lines(&outcome.trace.expiry, now) {
+                ctx.out.status(&line);
+            }
             if outcome.ok() {
                 ctx.out.status(&format!(
-                    "{name}: OK ({}, {:.0} ms)",
+                    "{name}: {} ({}, {:.0} ms)",
+                    verdict.as_str(),
                     outcome
                         .response
                         .as_ref()
@@ -65,6 +77,9 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
         }
         return match outcome_error(&outcome) {
             Some(e) => Err(e),
+            None if verdict == Verdict::Renew => {
+                Err(renew_error(&[(name.as_str(), due)], args.warn_days))
+            }
             None => Ok(()),
         };
     }
@@ -76,6 +91,7 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
         .map(|(n, _)| n.clone())
         .collect();
     if names.is_empty() {
+        write_reports(&args, &store, &[], expiry::now())?;
         if ctx.out.is_json() {
             ctx.out.json(&json!([]))?;
         }
@@ -96,22 +112,34 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     }
     let outcomes = test_many(ctx, targets, spec, args.jobs as usize, &accept)?;
 
+    let now = expiry::now();
+    write_reports(&args, &store, &outcomes, now)?;
+    let verdicts: Vec<(Verdict, Vec<String>)> = outcomes
+        .iter()
+        .map(|o| expiry::verdict(o, args.warn_days, now))
+        .collect();
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     if ctx.out.is_json() {
         ctx.out.json(&Value::Array(
-            outcomes.iter().map(Outcome::to_json).collect(),
+            outcomes
+                .iter()
+                .map(|o| expiry::to_json(o, args.warn_days, now))
+                .collect(),
         ))?;
     } else {
         let rows = outcomes
             .iter()
-            .map(|o| {
+            .zip(&verdicts)
+            .map(|(o, (verdict, due))| {
                 let result = match o.trace.failed_stage() {
+                    None if *verdict == Verdict::Renew => "RENEW".to_string(),
                     None if o.ok() => "ok".to_string(),
                     Some(stage) => format!("FAILED at {}", stage.as_str()),
                     None => "FAILED".to_string(),
                 };
                 let detail = match &o.error {
                     Some(e) => e.message.clone(),
+                    None if !due.is_empty() => due.join("; "),
                     None => o
                         .trace
                         .stages
@@ -133,7 +161,14 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
         ctx.out
             .table(&["connection", "result", "status", "ms", "detail"], rows)?;
     }
+    let renew: Vec<(&str, Vec<String>)> = outcomes
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, (v, _))| *v == Verdict::Renew)
+        .map(|(o, (_, due))| (o.connection.as_str(), due))
+        .collect();
     match failed.as_slice() {
+        [] if !renew.is_empty() => Err(renew_error(&renew, args.warn_days)),
         [] => {
             ctx.out
                 .status(&format!("all {} connections OK", outcomes.len()));
@@ -206,4 +241,37 @@ fn test_many(
     });
     outcomes.sort_by_key(|(index, _)| *index);
     Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Writes the `--report` files (before the exit code is decided: a failing run
+/// is what a CI report is for).
+fn write_reports(
+    args: &ConnectionTestArgs,
+    store: &Store,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<()> {
+    let integration_of = |name: &str| {
+        store
+            .connection
+            .get(name)
+            .map(|c| c.integration.clone())
+            .unwrap_or_default()
+    };
+    crate::report::write_all(&args.reports, outcomes, integration_of, args.warn_days, now)
+}
+
+/// Exit 9: everything passed, but these certificates need renewing.
+fn renew_error(due: &[(&str, Vec<String>)], warn_days: u32) -> Error {
+    let list = due
+        .iter()
+        .take(10)
+        .map(|(name, what)| format!("{name}: {}", what.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::new(
+        ErrorKind::Renew,
+        format!("RENEW: certificates expire within {warn_days} days ({list})"),
+    )
+    .with_hint("renew them before they expire; --warn-days N changes the window")
 }

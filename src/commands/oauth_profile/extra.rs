@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use crate::change::{Draft, TakenSecret};
 use crate::cli::OauthExtraArgs;
 use crate::commands::outbound::runtime;
-use crate::commands::{Context, TakenSecret, check_url, keep_secret, take_secret};
+use crate::commands::{Context, check_url, take_secret};
 use crate::error::{Error, Result};
-use crate::model::{Grant, OauthProfile, RecordKind, SecretSource, Store};
+use crate::model::{Grant, OauthProfile, RecordKind, SecretSource};
 use crate::outbound::oauth::{self, login::Metadata};
 use crate::secrets::{Secret, SecretInput};
 
@@ -117,8 +118,7 @@ fn read_key_file(path: &std::path::Path) -> Result<Secret> {
 /// Applies the flags to `p` inside the store update. `token_url_given` says
 /// whether `--token-url` was given (it wins over discovery).
 pub fn apply(
-    ctx: &Context,
-    store: &Store,
+    draft: &mut Draft,
     name: &str,
     p: &mut OauthProfile,
     args: &OauthExtraArgs,
@@ -173,16 +173,7 @@ pub fn apply(
     set(&mut p.audience, &args.audience);
     set(&mut p.protocol_profile, &args.protocol_profile);
     if let Some(key) = prepared.key {
-        let previous = p.signing_key.clone();
-        p.signing_key = Some(keep_secret(
-            ctx,
-            store,
-            RecordKind::OauthProfile,
-            name,
-            "signing_key",
-            previous.as_ref(),
-            key,
-        )?);
+        p.signing_key = Some(draft.keep(RecordKind::OauthProfile, name, "signing_key", key));
     }
     Ok(())
 }

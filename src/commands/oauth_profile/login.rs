@@ -32,18 +32,32 @@ pub fn run(ctx: &Context, args: OauthLoginArgs) -> Result<()> {
     let spec = RequestSpec::default();
     // What the person must do is shown even with -q: the login cannot go on without it.
     let say = |text: String| eprintln!("{text}");
-    let token = runtime(false)?.block_on(async {
-        let mut trace = Trace::default();
-        let prepared = client.prepare(&target, &spec, &mut trace).await?;
-        let source = prepared
-            .token_source
-            .as_ref()
-            .ok_or_else(|| Error::failed("the profile has no token source"))?;
+    let rt = runtime(false)?;
+    let mut trace = Trace::default();
+    let prepared = rt.block_on(client.prepare(&target, &spec, &mut trace))?;
+    let source = prepared
+        .token_source
+        .as_ref()
+        .ok_or_else(|| Error::failed("the profile has no token source"))?;
+    let token = rt.block_on(async {
         match profile.grant {
             Grant::DeviceCode => oauth::login::device(source, &say, timeout).await,
             _ => oauth::login::authorization_code(source, &say, timeout).await,
         }
     })?;
+    // The refresh token goes in through the records-and-secrets transaction.
+    if let Some(refresh) = &token.refresh_token {
+        let name = args.name.clone();
+        ctx.change(|draft| {
+            if !draft.oauth_profile.contains_key(&name) {
+                return Err(not_found(draft, RecordKind::OauthProfile, &name));
+            }
+            let at = draft.secret_ref(RecordKind::OauthProfile, &name, oauth::REFRESH_FIELD);
+            draft.set_secret(at, refresh.clone());
+            Ok(())
+        })?;
+    }
+    let token = rt.block_on(oauth::login::keep_access_token(source, token));
     if let Some(note) = &token.note {
         ctx.out.warn(note);
     }

@@ -24,6 +24,12 @@ pub fn run(ctx: &Context, name: &str) -> Result<()> {
             .ok_or_else(|| Error::failed("the profile has no token source"))?;
         oauth::login::logout(source).await
     })?;
+    // Forget the refresh token through the records-and-secrets transaction.
+    ctx.change(|draft| {
+        let at = draft.secret_ref(RecordKind::OauthProfile, name, oauth::REFRESH_FIELD);
+        draft.delete_secret(at);
+        Ok(())
+    })?;
     let what = match (done.held, done.revoked) {
         (true, true) => "refresh token revoked at the server and forgotten",
         (true, false) => "refresh token forgotten (the profile has no revocation endpoint)",

@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use crate::cli::OauthProfileCommand;
 use crate::commands::{
-    Context, check_new_name, check_url, client_secret_input, keep_secret, list_records, not_found,
-    record_json, refuse_if_referenced, source_text, take_secret, used_by,
+    Context, check_new_name, check_url, client_secret_input, list_records, not_found, record_json,
+    refuse_if_referenced, source_text, take_secret, used_by,
 };
 use crate::error::{Error, Result};
-use crate::model::{OauthProfile, RecordKind, SecretSource};
+use crate::model::{OauthProfile, RecordKind};
 
 pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
     const KIND: RecordKind = RecordKind::OauthProfile;
@@ -32,20 +32,9 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 client_secret_input(&args.secret),
                 Some(&format!("client secret for {}", args.client_id)),
             )?;
-            ctx.update(|store| {
+            ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
-                let client_secret = match taken {
-                    Some(t) => Some(keep_secret(
-                        ctx,
-                        store,
-                        KIND,
-                        &name,
-                        "client_secret",
-                        None,
-                        t,
-                    )?),
-                    None => None,
-                };
+                let client_secret = taken.map(|t| store.keep(KIND, &name, "client_secret", t));
                 let mut profile = OauthProfile {
                     token_url: args.token_url.clone().unwrap_or_default(),
                     client_id: args.client_id.clone(),
@@ -56,7 +45,6 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     ..Default::default()
                 };
                 extra::apply(
-                    ctx,
                     store,
                     &name,
                     &mut profile,
@@ -108,7 +96,6 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 .get(&name)
                 .ok_or_else(|| not_found(&store, KIND, &name))?;
             if ctx.out.is_json() {
-                // The record exactly, as add/import take it; the token state is in the text form.
                 return ctx.out.json(&Value::Object(record_json(&name, p)?));
             }
             let mut fields = vec![
@@ -158,15 +145,13 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 check_url("--token-url", url)?;
             }
             let taken = take_secret(client_secret_input(&args.secret), None)?;
-            let secret_given = taken.is_some();
             let prepared = extra::prepare(ctx, &args.extra)?;
-            let changed = ctx.update(|store| {
+            let done = ctx.change(|store| {
                 let mut p = store
                     .oauth_profile
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| not_found(store, KIND, &name))?;
-                let before = p.clone();
                 if let Some(url) = &args.token_url {
                     p.token_url = url.clone();
                 }
@@ -189,19 +174,9 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     p.scopes.clear();
                 }
                 if let Some(t) = taken {
-                    let previous = p.client_secret.clone();
-                    p.client_secret = Some(keep_secret(
-                        ctx,
-                        store,
-                        KIND,
-                        &name,
-                        "client_secret",
-                        previous.as_ref(),
-                        t,
-                    )?);
+                    p.client_secret = Some(store.keep(KIND, &name, "client_secret", t));
                 }
                 extra::apply(
-                    ctx,
                     store,
                     &name,
                     &mut p,
@@ -209,28 +184,20 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     prepared,
                     args.token_url.is_some(),
                 )?;
-                let changed = secret_given || p != before;
                 store.oauth_profile.insert(name.clone(), p);
-                Ok(changed)
+                Ok(())
             })?;
-            super::edited(ctx, KIND, &name, changed);
+            super::edited(ctx, KIND, &name, done.changed());
             Ok(())
         }
         OauthProfileCommand::Remove { name } => {
+            // Its keyring client secret and token cache go with it (change.rs).
             ctx.update(|store| {
-                let Some(p) = store.oauth_profile.get(&name).cloned() else {
+                if !store.oauth_profile.contains_key(&name) {
                     return Err(not_found(store, KIND, &name));
-                };
+                }
                 refuse_if_referenced(store, KIND, &name)?;
                 store.oauth_profile.remove(&name);
-                let mut fields = vec!["token", crate::outbound::oauth::REFRESH_FIELD];
-                if p.client_secret == Some(SecretSource::Keyring) {
-                    fields.push("client_secret");
-                }
-                if p.signing_key == Some(SecretSource::Keyring) {
-                    fields.push("signing_key");
-                }
-                super::forget_secrets(ctx, store, KIND, &name, &fields);
                 Ok(())
             })?;
             ctx.out.status(&format!("removed oauth-profile '{name}'"));

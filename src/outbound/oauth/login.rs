@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use super::{
     Token, TokenSource, auth_params, cache_token, crate_client, endpoint_text, escape, http, jwt,
-    keep_refresh_token, refusal, scopes_of, token_of,
+    refusal, scopes_of, token_of,
 };
 use crate::error::{Error, Result};
 use crate::outbound::off_runtime;
@@ -23,18 +23,15 @@ const REDIRECT_LIMIT: usize = 16 * 1024;
 /// The most of a discovery document that is read.
 const METADATA_LIMIT: usize = 256 * 1024;
 
-/// Keeps what a login obtained: the refresh token in the keyring, the access
-/// token in the cache. Returns a note when the server gave no refresh token.
-async fn finish(source: &TokenSource, mut token: Token) -> Result<Token> {
-    match &token.refresh_token {
-        Some(refresh) => keep_refresh_token(&source.refresh_at, refresh).await?,
-        None => {
-            token.note = Some(
-                "the server issued no refresh token (ask for the offline_access scope?): \
-                 sends work until the access token expires"
-                    .into(),
-            );
-        }
+/// Keeps a login's access token in the cache (the caller keeps the refresh
+/// token, through the records-and-secrets transaction). Notes what it could not do.
+pub async fn keep_access_token(source: &TokenSource, mut token: Token) -> Token {
+    if token.refresh_token.is_none() {
+        token.note = Some(
+            "the server issued no refresh token (ask for the offline_access scope?): \
+             sends work until the access token expires"
+                .into(),
+        );
     }
     if let Err(e) = cache_token(source, &token).await {
         let note = format!("token not cached: {}", e.message);
@@ -43,7 +40,7 @@ async fn finish(source: &TokenSource, mut token: Token) -> Result<Token> {
             None => note,
         });
     }
-    Ok(token)
+    token
 }
 
 fn config_error(source: &TokenSource, field: &str, flag: &str) -> Error {
@@ -141,7 +138,7 @@ pub async fn device(
             }
             refusal(source, None, &sent, &endpoint, http_token.last_status(), e)
         })?;
-    finish(source, token_of(source, &endpoint, answer)?).await
+    token_of(source, &endpoint, answer)
 }
 
 /// Where the loopback listener listens and what the redirect URI is.
@@ -360,7 +357,7 @@ pub async fn authorization_code(
         .request_async(&http)
         .await
         .map_err(|e| refusal(source, None, &sent, &endpoint, http.last_status(), e))?;
-    finish(source, token_of(source, &endpoint, answer)?).await
+    token_of(source, &endpoint, answer)
 }
 
 /// What logout did.
@@ -372,7 +369,7 @@ pub struct Logout {
 }
 
 /// Revokes the refresh token (RFC 7009) where the profile has a revocation
-/// endpoint, then forgets it and the cached access token.
+/// endpoint, and drops the cached access token.
 pub async fn logout(source: &TokenSource) -> Result<Logout> {
     let at = source.refresh_at.clone();
     let held = off_runtime(move || secrets::keyring_get(&at)).await?;
@@ -407,9 +404,8 @@ pub async fn logout(source: &TokenSource) -> Result<Logout> {
         })?;
         revoked = true;
     }
-    let (refresh_at, cache_at) = (source.refresh_at.clone(), source.cache_at.clone());
-    off_runtime(move || secrets::keyring_delete(&refresh_at)).await?;
-    off_runtime(move || super::Cache::from_env().delete(&cache_at)).await?;
+    // The caller forgets the refresh token through the transaction.
+    super::forget(source).await?;
     Ok(Logout {
         held: held.is_some(),
         revoked,

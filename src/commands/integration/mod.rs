@@ -1,5 +1,7 @@
 //! `connctl integration ...`
 
+mod diff;
+
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -118,6 +120,7 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
             ctx.out.status(&format!("removed integration '{name}'"));
             Ok(())
         }
+        IntegrationCommand::Diff(args) => diff::run(ctx, args),
     }
 }
 

@@ -1,0 +1,572 @@
+//! A change to records and their secrets, carried out as one transaction:
+//! planned, validated in full, then committed in an order that never leaves
+//! the store naming a secret that is gone.
+//!
+//! # Using it
+//!
+//! ```ignore
+//! let done = change::commit(&store_path, &[], |draft| {
+//!     // `draft` derefs to an edited copy of the store: change records freely.
+//!     let source = draft.keep(RecordKind::InboundUser, "remote", "password", taken);
+//!     draft.inbound_user.insert("remote".into(), InboundUser { password: Some(source) });
+//!     Ok(())                       // any Err here: nothing happened
+//! })?;
+//! done.touched;                    // which records (kind, name, action, fields) changed
+//! done.leftovers;                  // keyring entries that could not be deleted (warn)
+//! ```
+//!
+//! Commands never call the keyring themselves. They edit records on the
+//! [`Draft`] and hand it new secret values ([`Draft::keep`],
+//! [`Draft::set_secret`]); every keyring entry that a change leaves unnamed
+//! (a record removed, a secret moved to `env:`/`file:`/`cmd:`, a connection
+//! moved to another OAuth profile, a profile removed) is deleted by the
+//! transaction itself, derived from the difference between the store before
+//! and after, so no command can forget one. [`Draft::delete_secret`] adds
+//! a delete the difference cannot see.
+//!
+//! # The steps ([`commit`])
+//! 1. Take the store's write lock; load and validate the store.
+//! 2. Plan: run the command's edits on a copy (a [`Draft`]); an error ends
+//!    here with nothing done.
+//! 3. Validate the planned store against every rule (`Store::validate`,
+//!    the same check every load makes) and render it; check that every new
+//!    value goes to a record that exists after the change.
+//! 4. Read the previous value of every entry to be set (a read only).
+//! 5. Hooks' [`CommitHook::prepare`] (a journal's write-ahead goes here);
+//!    an error ends here with nothing done.
+//! 6. Vault writes (`--password-stdin` with `--password-vault`), then keyring
+//!    sets, in order. If one fails, the ones already made are put back
+//!    (previous value, or the new entry deleted; a Vault secret rewritten as
+//!    it was) and the error returned.
+//! 7. Write the new store to a temporary file, fsync, rename over the store,
+//!    fsync the folder. If that fails, the sets and Vault writes are put back likewise.
+//! 8. Hooks' [`CommitHook::committed`]: the change is in place.
+//! 9. Keyring deletes. A failure is a leftover (an orphan entry reported to
+//!    the caller; `doctor --fix` removes it later), not an error: the store
+//!    no longer names it.
+//!
+//! A crash after 6 and before 7 leaves new entries nobody names (orphans)
+//! or, for a value that replaced another, the new value under an entry the
+//! old store still names; a crash after 7 leaves the entries step 9 would
+//! have deleted (orphans). The store never names an entry that is gone.
+
+use std::collections::BTreeSet;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{RecordKind, SecretSource, Store};
+use crate::secrets::{self, Secret, SecretRef};
+use crate::store;
+
+/// A secret taken from the command line before the store lock is held: the
+/// source to record, and a value bound for the keyring (`None` for env:,
+/// file:, cmd: sources, which hold no value of their own).
+pub struct TakenSecret {
+    pub source: SecretSource,
+    pub value: Option<Secret>,
+}
+
+/// The planned store and the secret values to store with it.
+pub struct Draft {
+    store: Store,
+    store_id: String,
+    sets: Vec<(SecretRef, Secret)>,
+    deletes: Vec<SecretRef>,
+    vault_writes: Vec<VaultWrite>,
+}
+
+/// A value bound for Vault (`--password-stdin` with `--password-vault`):
+/// written on commit, before the store records the reference.
+struct VaultWrite {
+    at: SecretRef,
+    source: SecretSource,
+    value: Secret,
+}
+
+impl Deref for Draft {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl DerefMut for Draft {
+    fn deref_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}
+
+impl Draft {
+    /// Where a secret of a record of this store lives in the keyring.
+    pub fn secret_ref(&self, kind: RecordKind, name: &str, field: &str) -> SecretRef {
+        SecretRef::new(&self.store_id, kind, name, field)
+    }
+
+    /// Records a taken secret for a record's field: a value is stored in the
+    /// keyring on commit. Returns the source to put in the record. (Moving
+    /// away from a keyring source needs nothing more: the old entry is
+    /// deleted once the store no longer names it.)
+    pub fn keep(
+        &mut self,
+        kind: RecordKind,
+        name: &str,
+        field: &str,
+        taken: TakenSecret,
+    ) -> SecretSource {
+        if let Some(value) = taken.value {
+            let at = self.secret_ref(kind, name, field);
+            if let SecretSource::Vault { .. } = &taken.source {
+                self.vault_writes.retain(|w| w.at != at);
+                self.vault_writes.push(VaultWrite {
+                    at,
+                    source: taken.source.clone(),
+                    value,
+                });
+            } else {
+                self.set_secret(at, value);
+            }
+        }
+        taken.source
+    }
+
+    /// Stores `value` under `at` on commit (replacing a value set earlier in
+    /// this draft). The record must exist after the change; a secret field
+    /// of the record must then have the keyring source.
+    pub fn set_secret(&mut self, at: SecretRef, value: Secret) {
+        self.sets.retain(|(a, _)| *a != at);
+        self.deletes.retain(|a| *a != at);
+        self.sets.push((at, value));
+    }
+
+    /// Deletes `at` after the commit (a token cache, a rotated-out value):
+    /// for entries the difference of the records does not show.
+    pub fn delete_secret(&mut self, at: SecretRef) {
+        self.sets.retain(|(a, _)| *a != at);
+        if !self.deletes.contains(&at) {
+            self.deletes.push(at);
+        }
+    }
+}
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Added,
+    Changed,
+    Removed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Added => "added",
+            Action::Changed => "changed",
+            Action::Removed => "removed",
+        }
+    }
+}
+
+/// A record a change touched, with the fields that differ (store field
+/// names; a secret field whose keyring value was replaced counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub kind: RecordKind,
+    pub name: String,
+    pub action: Action,
+    pub fields: Vec<String>,
+}
+
+/// A keyring operation a commit made. Never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    Set(SecretRef),
+    Deleted(SecretRef),
+    /// A value written to Vault for a record's field; `version` is the new KV v2 version.
+    VaultWritten {
+        at: SecretRef,
+        source: SecretSource,
+        version: Option<u64>,
+    },
+}
+
+/// A keyring entry the commit should have deleted and could not.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub at: SecretRef,
+    pub error: Error,
+}
+
+/// What a hook sees of a change: both stores, the records touched and the
+/// keyring operations (sets already made when `committed` runs; deletes
+/// still to come).
+pub struct ChangeRecord<'a> {
+    pub store_path: &'a Path,
+    pub before: &'a Store,
+    pub after: &'a Store,
+    pub touched: &'a [Touched],
+    pub sets: Vec<SecretRef>,
+    pub deletes: Vec<SecretRef>,
+}
+
+/// Something that follows commits (a journal). Both calls run under the
+/// store's write lock, so hooks see changes in the order they are made.
+pub trait CommitHook {
+    /// Before any side effect (step 5): an error cancels the change.
+    fn prepare(&self, _change: &ChangeRecord<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the store is renamed into place (step 8). The change stands
+    /// whatever happens here: return warnings, not errors.
+    fn committed(&self, _change: &ChangeRecord<'_>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The result of a commit.
+#[derive(Debug)]
+pub struct Committed<T> {
+    /// What the command's edit function returned.
+    pub value: T,
+    /// Records that changed; empty when the change changed nothing.
+    pub touched: Vec<Touched>,
+    /// The keyring operations made, in order.
+    pub secrets: Vec<SecretChange>,
+    /// Deletes that failed after the commit (orphan entries left behind).
+    pub leftovers: Vec<Leftover>,
+    /// Warnings from hooks.
+    pub warnings: Vec<String>,
+}
+
+impl<T> Committed<T> {
+    /// Whether anything changed (a record, or a keyring value).
+    pub fn changed(&self) -> bool {
+        !self.touched.is_empty()
+    }
+}
+
+/// Plans, validates and carries out one change (see the module's steps).
+pub fn commit<T>(
+    path: &Path,
+    hooks: &[&dyn CommitHook],
+    edit: impl FnOnce(&mut Draft) -> Result<T>,
+) -> Result<Committed<T>> {
+    let _lock = store::lock(path)?;
+    let before = store::load(path)?;
+    let mut draft = Draft {
+        store_id: before.store_id.clone(),
+        store: before.clone(),
+        sets: Vec::new(),
+        deletes: Vec::new(),
+        vault_writes: Vec::new(),
+    };
+    let value = edit(&mut draft)?;
+    let Draft {
+        store: after,
+        sets,
+        deletes: explicit_deletes,
+        vault_writes,
+        ..
+    } = draft;
+
+    let text = if after != before {
+        Some(store::render(&after)?)
+    } else {
+        None
+    };
+    for (at, _) in &sets {
+        check_set_target(&after, at)?;
+    }
+    for write in &vault_writes {
+        check_vault_target(&after, write)?;
+    }
+    let deletes = deletes_for(&before, &after, &sets, explicit_deletes);
+    let touched = {
+        // A value written to Vault changes the field even when the reference stays.
+        let mut changed: Vec<(SecretRef, Secret)> = sets.clone();
+        changed.extend(vault_writes.iter().map(|w| (w.at.clone(), w.value.clone())));
+        touched(&before, &after, &changed)
+    };
+
+    let record = ChangeRecord {
+        store_path: path,
+        before: &before,
+        after: &after,
+        touched: &touched,
+        sets: sets.iter().map(|(at, _)| at.clone()).collect(),
+        deletes: deletes.clone(),
+    };
+    hold_for_tests();
+    let mut previous = Vec::with_capacity(sets.len());
+    for (at, _) in &sets {
+        previous.push((at.clone(), secrets::keyring_get(at)?));
+    }
+    for hook in hooks {
+        hook.prepare(&record)?;
+    }
+
+    let mut made = Vec::new();
+    // Vault first: a write there is the step most likely to be refused
+    // (policy, sealed), and it is undone like the keyring sets if a later step fails.
+    let mut written = Vec::with_capacity(vault_writes.len());
+    for write in &vault_writes {
+        let SecretSource::Vault { path, field, .. } = &write.source else {
+            continue;
+        };
+        match secrets::vault::write(path, field, &write.value, &write.at) {
+            Ok(receipt) => {
+                made.push(SecretChange::VaultWritten {
+                    at: write.at.clone(),
+                    source: write.source.clone(),
+                    version: receipt.version,
+                });
+                written.push(receipt);
+            }
+            Err(err) => return Err(with_vault_undone(err, &written)),
+        }
+    }
+    for (done, (at, value)) in sets.iter().enumerate() {
+        if let Err(err) = secrets::keyring_set(at, value) {
+            let err = with_restored(err, &previous[..done]);
+            return Err(with_vault_undone(err, &written));
+        }
+        made.push(SecretChange::Set(at.clone()));
+    }
+    if let Some(text) = &text
+        && let Err(err) = store::write_store(path, text)
+    {
+        return Err(with_vault_undone(with_restored(err, &previous), &written));
+    }
+
+    let mut warnings = Vec::new();
+    for hook in hooks {
+        warnings.extend(hook.committed(&record));
+    }
+    let mut leftovers = Vec::new();
+    for at in deletes {
+        match secrets::keyring_delete(&at) {
+            Ok(()) => made.push(SecretChange::Deleted(at)),
+            Err(error) => leftovers.push(Leftover { at, error }),
+        }
+    }
+    Ok(Committed {
+        value,
+        touched,
+        secrets: made,
+        leftovers,
+        warnings,
+    })
+}
+
+/// A new value must belong to a record of the planned store, and a secret
+/// field must then name the keyring: otherwise it would be an orphan.
+fn check_set_target(after: &Store, at: &SecretRef) -> Result<()> {
+    if !after.contains(at.kind, &at.name) {
+        return Err(Error::failed(format!(
+            "internal: a value for {} was planned, but the record does not exist after the change",
+            at.describe()
+        )));
+    }
+    let field = secrets::secret_fields(after)
+        .into_iter()
+        .find(|(f, _)| f == at)
+        .map(|(_, source)| source);
+    let is_store_field = ["password", "client_secret", "signing_key"].contains(&at.field.as_str());
+    if is_store_field && field != Some(SecretSource::Keyring) {
+        return Err(Error::failed(format!(
+            "internal: a value for {} was planned, but the record does not keep it in the keyring",
+            at.describe()
+        )));
+    }
+    Ok(())
+}
+
+/// A value for Vault must go to a record of the planned store whose field
+/// names that very Vault secret.
+fn check_vault_target(after: &Store, write: &VaultWrite) -> Result<()> {
+    let field = secrets::secret_fields(after)
+        .into_iter()
+        .find(|(f, _)| *f == write.at)
+        .map(|(_, source)| source);
+    if field.as_ref() != Some(&write.source) {
+        return Err(Error::failed(format!(
+            "internal: a Vault value for {} was planned, but the record does not name {}",
+            write.at.describe(),
+            write.source
+        )));
+    }
+    Ok(())
+}
+
+/// Puts back the Vault secrets a failed commit had written, newest first.
+fn with_vault_undone(mut err: Error, written: &[secrets::vault::Written]) -> Error {
+    for receipt in written.iter().rev() {
+        if let Err(e) = secrets::vault::undo(receipt) {
+            err = err.with_cause(format!(
+                "a value written to Vault could not be put back: {}",
+                e.message
+            ));
+        }
+    }
+    err
+}
+
+/// Every keyring entry the change leaves unnamed, plus the explicit deletes.
+fn deletes_for(
+    before: &Store,
+    after: &Store,
+    sets: &[(SecretRef, Secret)],
+    explicit: Vec<SecretRef>,
+) -> Vec<SecretRef> {
+    let kept: BTreeSet<String> = secrets::secret_fields(after)
+        .into_iter()
+        .filter(|(_, s)| *s == SecretSource::Keyring)
+        .map(|(at, _)| at.account())
+        .collect();
+    let mut out: Vec<SecretRef> = secrets::secret_fields(before)
+        .into_iter()
+        .filter(|(at, s)| *s == SecretSource::Keyring && !kept.contains(&at.account()))
+        .map(|(at, _)| at)
+        .collect();
+    let id = before.store_id.as_str();
+    for name in before.oauth_profile.keys() {
+        if !after.oauth_profile.contains_key(name) {
+            out.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
+            // A login grant's refresh token (issue 15) goes with its profile.
+            out.push(SecretRef::new(
+                id,
+                RecordKind::OauthProfile,
+                name,
+                "refresh_token",
+            ));
+        }
+    }
+    // A token cached for a connection belongs to the profile it was fetched with.
+    for (name, c) in &before.connection {
+        if let Some(profile) = &c.oauth_profile {
+            let now = after
+                .connection
+                .get(name)
+                .and_then(|c| c.oauth_profile.as_ref());
+            if now != Some(profile) {
+                out.push(SecretRef::new(
+                    id,
+                    RecordKind::OauthProfile,
+                    profile,
+                    &format!("token:{name}"),
+                ));
+            }
+        }
+    }
+    for at in explicit {
+        if !out.contains(&at) {
+            out.push(at);
+        }
+    }
+    out.retain(|at| !sets.iter().any(|(s, _)| s == at));
+    out
+}
+
+/// The records that differ between two stores, by kind then name.
+fn touched(before: &Store, after: &Store, sets: &[(SecretRef, Secret)]) -> Vec<Touched> {
+    let tables = |store: &Store| match serde_json::to_value(store) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (tables(before), tables(after));
+    let empty = serde_json::Map::new();
+    let mut out = Vec::new();
+    for kind in RecordKind::ALL {
+        let records = |tables: &serde_json::Map<String, Value>| match tables.get(kind.table_name())
+        {
+            Some(Value::Object(records)) => records.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let (old, new) = (records(&old), records(&new));
+        let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for name in names {
+            let fields = |v: Option<&Value>| match v {
+                Some(Value::Object(f)) => f.clone(),
+                _ => empty.clone(),
+            };
+            let (a, b) = (fields(old.get(name)), fields(new.get(name)));
+            let mut changed: BTreeSet<String> = a
+                .keys()
+                .chain(b.keys())
+                .filter(|k| a.get(*k) != b.get(*k))
+                .cloned()
+                .collect();
+            changed.extend(
+                sets.iter()
+                    .filter(|(at, _)| at.kind == kind && at.name == *name)
+                    .map(|(at, _)| at.field.clone()),
+            );
+            let action = match (old.contains_key(name), new.contains_key(name)) {
+                (false, true) => Action::Added,
+                (true, false) => Action::Removed,
+                _ if changed.is_empty() => continue,
+                _ => Action::Changed,
+            };
+            out.push(Touched {
+                kind,
+                name: name.clone(),
+                action,
+                fields: changed.into_iter().collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Puts back the keyring values a failed commit had replaced (or deletes
+/// the entries it had created), and says so on the error if that fails.
+fn with_restored(mut err: Error, previous: &[(SecretRef, Option<Secret>)]) -> Error {
+    for (at, value) in previous.iter().rev() {
+        let restored = match value {
+            Some(value) => secrets::keyring_set(at, value),
+            None => secrets::keyring_delete(at),
+        };
+        if let Err(e) = restored {
+            err = err.with_cause(format!(
+                "the keyring entry {} could not be put back as it was: {}",
+                at.account(),
+                e.message
+            ));
+        }
+    }
+    err
+}
+
+/// Removes every keyring entry a store names (the demo's cleanup). Returns
+/// the entries that could not be removed.
+pub fn discard_secrets(store: &Store) -> Vec<Leftover> {
+    secrets::secret_fields(store)
+        .into_iter()
+        .filter(|(_, source)| *source == SecretSource::Keyring)
+        .filter_map(|(at, _)| {
+            secrets::keyring_delete(&at)
+                .err()
+                .map(|error| Leftover { at, error })
+        })
+        .collect()
+}
+
+/// Test builds only: `CONNCTL_TEST_HOLD=PATH` stops a commit after it is
+/// planned and validated, before any side effect: it creates PATH and waits
+/// (at most 60 s) until the test removes it. Lets a test break the keyring
+/// or the store folder between plan and commit.
+fn hold_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("CONNCTL_TEST_HOLD") {
+        let path = std::path::PathBuf::from(path);
+        if std::fs::write(&path, b"planned\n").is_ok() {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while path.exists() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
