@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db prometheus python3 python3-pip)
+# nginx: the real mTLS front (ssl_verify_client) of tests/cli/hostile.rs.
+packages+=(nginx)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -414,53 +414,22 @@ fn with_vault_undone(mut err: Error, written: &[secrets::vault::Written]) -> Err
     err
 }
 
-/// Every keyring entry the change leaves unnamed, plus the explicit deletes.
+/// Every keyring entry the change leaves unnamed (see
+/// `secrets::named_entries`), plus the explicit deletes; never one being set.
 fn deletes_for(
     before: &Store,
     after: &Store,
     sets: &[(SecretRef, Secret)],
     explicit: Vec<SecretRef>,
 ) -> Vec<SecretRef> {
-    let kept: BTreeSet<String> = secrets::secret_fields(after)
-        .into_iter()
-        .filter(|(_, s)| *s == SecretSource::Keyring)
-        .map(|(at, _)| at.account())
+    let kept: BTreeSet<String> = secrets::named_entries(after)
+        .iter()
+        .map(SecretRef::account)
         .collect();
-    let mut out: Vec<SecretRef> = secrets::secret_fields(before)
+    let mut out: Vec<SecretRef> = secrets::named_entries(before)
         .into_iter()
-        .filter(|(at, s)| *s == SecretSource::Keyring && !kept.contains(&at.account()))
-        .map(|(at, _)| at)
+        .filter(|at| !kept.contains(&at.account()))
         .collect();
-    let id = before.store_id.as_str();
-    for name in before.oauth_profile.keys() {
-        if !after.oauth_profile.contains_key(name) {
-            out.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
-            // A login grant's refresh token (issue 15) goes with its profile.
-            out.push(SecretRef::new(
-                id,
-                RecordKind::OauthProfile,
-                name,
-                "refresh_token",
-            ));
-        }
-    }
-    // A token cached for a connection belongs to the profile it was fetched with.
-    for (name, c) in &before.connection {
-        if let Some(profile) = &c.oauth_profile {
-            let now = after
-                .connection
-                .get(name)
-                .and_then(|c| c.oauth_profile.as_ref());
-            if now != Some(profile) {
-                out.push(SecretRef::new(
-                    id,
-                    RecordKind::OauthProfile,
-                    profile,
-                    &format!("token:{name}"),
-                ));
-            }
-        }
-    }
     for at in explicit {
         if !out.contains(&at) {
             out.push(at);
@@ -477,37 +446,41 @@ fn touched(before: &Store, after: &Store, sets: &[(SecretRef, Secret)]) -> Vec<T
         _ => serde_json::Map::new(),
     };
     let (old, new) = (tables(before), tables(after));
-    let empty = serde_json::Map::new();
+    let none = serde_json::Map::new();
+    fn object<'a>(
+        value: Option<&'a Value>,
+        none: &'a serde_json::Map<String, Value>,
+    ) -> &'a serde_json::Map<String, Value> {
+        match value {
+            Some(Value::Object(map)) => map,
+            _ => none,
+        }
+    }
     let mut out = Vec::new();
     for kind in RecordKind::ALL {
-        let records = |tables: &serde_json::Map<String, Value>| match tables.get(kind.table_name())
-        {
-            Some(Value::Object(records)) => records.clone(),
-            _ => serde_json::Map::new(),
-        };
-        let (old, new) = (records(&old), records(&new));
+        let old = object(old.get(kind.table_name()), &none);
+        let new = object(new.get(kind.table_name()), &none);
         let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for name in names {
-            let fields = |v: Option<&Value>| match v {
-                Some(Value::Object(f)) => f.clone(),
-                _ => empty.clone(),
-            };
-            let (a, b) = (fields(old.get(name)), fields(new.get(name)));
+            let (a, b) = (old.get(name), new.get(name));
+            let set_fields = sets
+                .iter()
+                .filter(|(at, _)| at.kind == kind && at.name == *name)
+                .map(|(at, _)| at.field.clone());
+            if a == b && set_fields.clone().next().is_none() {
+                continue;
+            }
+            let (a, b) = (object(a, &none), object(b, &none));
             let mut changed: BTreeSet<String> = a
                 .keys()
                 .chain(b.keys())
                 .filter(|k| a.get(*k) != b.get(*k))
                 .cloned()
                 .collect();
-            changed.extend(
-                sets.iter()
-                    .filter(|(at, _)| at.kind == kind && at.name == *name)
-                    .map(|(at, _)| at.field.clone()),
-            );
+            changed.extend(set_fields);
             let action = match (old.contains_key(name), new.contains_key(name)) {
                 (false, true) => Action::Added,
                 (true, false) => Action::Removed,
-                _ if changed.is_empty() => continue,
                 _ => Action::Changed,
             };
             out.push(Touched {
@@ -543,15 +516,58 @@ fn with_restored(mut err: Error, previous: &[(SecretRef, Option<Secret>)]) -> Er
 /// Removes every keyring entry a store names (the demo's cleanup). Returns
 /// the entries that could not be removed.
 pub fn discard_secrets(store: &Store) -> Vec<Leftover> {
-    secrets::secret_fields(store)
+    secrets::named_entries(store)
         .into_iter()
-        .filter(|(_, source)| *source == SecretSource::Keyring)
-        .filter_map(|(at, _)| {
+        .filter_map(|at| {
             secrets::keyring_delete(&at)
                 .err()
                 .map(|error| Leftover { at, error })
         })
         .collect()
+}
+
+/// The keyring entries under this store's id that no record names (see
+/// `secrets::named_entries`): what a crash between the steps of a commit, or
+/// a failed delete, leaves behind. `Ok(None)` when the keyring cannot list
+/// its entries.
+pub fn orphans(store: &Store) -> Result<Option<Vec<String>>> {
+    let Some(accounts) = secrets::keyring_accounts(&store.store_id)? else {
+        return Ok(None);
+    };
+    let named: BTreeSet<String> = secrets::named_entries(store)
+        .iter()
+        .map(SecretRef::account)
+        .collect();
+    Ok(Some(
+        accounts
+            .into_iter()
+            .filter(|a| !named.contains(a))
+            .collect(),
+    ))
+}
+
+/// Removes the given orphan entries, under the store's write lock and only
+/// those still orphans then (a command may have committed a record that
+/// names one since they were listed).
+pub fn remove_orphans(path: &Path, listed: &[String]) -> Result<OrphanRemoval> {
+    let _lock = store::lock(path)?;
+    let store = store::load(path)?;
+    let still = orphans(&store)?.unwrap_or_default();
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for account in listed.iter().filter(|a| still.contains(a)) {
+        match secrets::keyring_delete_account(account) {
+            Ok(()) => removed.push(account.clone()),
+            Err(e) => failed.push((account.clone(), e)),
+        }
+    }
+    Ok(OrphanRemoval { removed, failed })
+}
+
+/// What `remove_orphans` did: the accounts removed, and those that failed.
+pub struct OrphanRemoval {
+    pub removed: Vec<String>,
+    pub failed: Vec<(String, Error)>,
 }
 
 /// Test builds only: `CONNCTL_TEST_HOLD=PATH` stops a commit after it is

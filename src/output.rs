@@ -126,6 +126,29 @@ impl Printer {
     }
 }
 
+impl Printer {
+    /// Asks a yes/no question on the terminal (the question on stderr, the
+    /// answer from stdin). `Ok(None)` when stdin or stderr is not a terminal:
+    /// there is nobody to ask, and the caller decides (usually: refuse, and
+    /// hint at `--yes`). Only `y` or `yes` is a yes.
+    pub fn confirm(&self, question: &str) -> Result<Option<bool>> {
+        if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
+            return Ok(None);
+        }
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "{question} [y/N] ").and_then(|()| err.flush());
+        drop(err);
+        let mut answer = String::new();
+        io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| Error::invalid("cannot read the answer").with_source(&e))?;
+        Ok(Some(matches!(
+            answer.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        )))
+    }
+}
+
 /// Whether to color stderr: not with --no-color, NO_COLOR, or a non-terminal.
 pub fn use_color(no_color_flag: bool) -> bool {
     !no_color_flag

@@ -125,11 +125,15 @@ pub enum Command {
 connctl import connctl-backup.toml --dry-run\n  \
 connctl --store old/store.toml export | connctl import -")]
     Import(ImportArgs),
-    /// Check the keyring backend and that every secret can be resolved
+    /// Check the keyring, every secret and orphan keyring entries
     #[command(
         after_help = "With vault: sources or a [vault] table, doctor also logs in to Vault and \
 shows its address, the login method and the token's time left.\n\n\
-Examples:\n  connctl doctor\n  VAULT_ADDR=https://vault.example.com:8200 connctl doctor -o json | jq .vault"
+Examples:\n  connctl doctor\n  \
+VAULT_ADDR=https://vault.example.com:8200 connctl doctor -o json | jq .vault\n  \
+connctl doctor -o json | jq .orphans\n  \
+connctl doctor --fix            # asks before removing orphan keyring entries\n  \
+connctl doctor --fix --yes      # in scripts: no question"
     )]
     Doctor(DoctorArgs),
     /// Run the main job end to end on this machine, in a throwaway store
@@ -1158,7 +1162,12 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Remove keyring entries of this store that no record names (orphans a
+    /// crash or a failed delete left); asks first unless --yes
+    #[arg(long)]
+    pub fix: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {}

@@ -2,13 +2,16 @@
 //! round trip on a throwaway entry), then every secret field of every record:
 //! resolvable or not, and why. Never a value. With Vault in use: its address,
 //! the login method, and the token's remaining time (`auth/token/lookup-self`).
+//! Then the orphans: keyring entries under this store's id that no record
+//! names; `--fix` removes them.
 
 use serde_json::{Value, json};
 
 use super::Context;
+use crate::change;
 use crate::cli::DoctorArgs;
 use crate::error::{Error, Result};
-use crate::model::SecretSource;
+use crate::model::{SecretSource, Store};
 use crate::secrets::vault::{self, VaultCheck};
 use crate::secrets::{self, KeyringCheck};
 
@@ -22,7 +25,27 @@ struct FieldCheck {
     error: Option<Error>,
 }
 
-pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
+/// The orphan keyring entries, or why they could not be listed.
+enum Orphans {
+    Listed(Vec<String>),
+    Unknown(String),
+}
+
+fn find_orphans(store: &Store, keyring: &KeyringCheck) -> Orphans {
+    if keyring.error.is_some() {
+        return Orphans::Unknown("the keyring does not work".to_string());
+    }
+    match change::orphans(store) {
+        Ok(Some(accounts)) => Orphans::Listed(accounts),
+        Ok(None) => Orphans::Unknown(format!(
+            "the {} cannot list its entries",
+            keyring.backend.map_or("keyring", |b| b.label())
+        )),
+        Err(e) => Orphans::Unknown(e.message),
+    }
+}
+
+pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
     let store = ctx.load()?;
     ctx.out.debug(1, "keyring: probing with a throwaway entry");
     let keyring = secrets::keyring_check(&store.store_id);
@@ -50,19 +73,36 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
             }
         })
         .collect();
+    let orphans = find_orphans(&store, &keyring);
 
+    if !ctx.out.is_json() {
+        if let Some(check) = &vault {
+            print_vault(ctx, check)?;
+        }
+        print_tables(ctx, &keyring, &fields)?;
+        print_orphans(ctx, &orphans, args.fix)?;
+    }
+    let removed = if args.fix {
+        fix(ctx, &orphans)?
+    } else {
+        Vec::new()
+    };
     if ctx.out.is_json() {
         let mut report = report_json(&keyring, &fields);
         report["vault"] = vault_json(vault.as_ref());
         if vault.as_ref().is_some_and(|v| v.error.is_some()) {
             report["ok"] = Value::Bool(false);
         }
+        report["orphans"] = match &orphans {
+            Orphans::Listed(accounts) => json!(accounts),
+            Orphans::Unknown(_) => Value::Null,
+        };
+        report["orphans_note"] = match &orphans {
+            Orphans::Listed(_) => Value::Null,
+            Orphans::Unknown(why) => json!(why),
+        };
+        report["removed"] = json!(removed);
         ctx.out.json(&report)?;
-    } else {
-        if let Some(check) = &vault {
-            print_vault(ctx, check)?;
-        }
-        print_tables(ctx, &keyring, &fields)?;
     }
     if let Some(check) = &vault
         && let Some(ttl) = check.ttl
@@ -93,6 +133,85 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<()> {
             .warn("the keyring does not work, but no secret in this store is kept in it");
     }
     Ok(())
+}
+
+fn print_orphans(ctx: &Context, orphans: &Orphans, fixing: bool) -> Result<()> {
+    match orphans {
+        Orphans::Listed(accounts) if accounts.is_empty() => {
+            ctx.out.status("no orphan keyring entries");
+        }
+        Orphans::Listed(accounts) => {
+            ctx.out.raw(b"\n")?;
+            let rows = accounts.iter().map(|a| vec![a.clone()]).collect();
+            ctx.out.table(&["orphan keyring entry"], rows)?;
+            if !fixing {
+                ctx.out.hint(&format!(
+                    "no record names {}: `connctl doctor --fix` removes {}",
+                    if accounts.len() == 1 { "it" } else { "them" },
+                    if accounts.len() == 1 { "it" } else { "them" },
+                ));
+            }
+        }
+        Orphans::Unknown(why) => {
+            ctx.out
+                .status(&format!("orphan keyring entries not checked: {why}"));
+        }
+    }
+    Ok(())
+}
+
+/// `--fix`: removes the orphans after a yes (or `--yes`); returns the
+/// accounts removed.
+fn fix(ctx: &Context, orphans: &Orphans) -> Result<Vec<String>> {
+    let accounts = match orphans {
+        Orphans::Listed(accounts) => accounts,
+        Orphans::Unknown(why) => {
+            return Err(Error::secret(format!(
+                "cannot look for orphan keyring entries: {why}"
+            )));
+        }
+    };
+    if accounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = format!(
+        "{} orphan keyring entr{}",
+        accounts.len(),
+        if accounts.len() == 1 { "y" } else { "ies" }
+    );
+    if !ctx.yes {
+        match ctx.out.confirm(&format!("Remove {count} of this store?"))? {
+            Some(true) => {}
+            Some(false) => {
+                return Err(Error::invalid(format!("{count} not removed: declined")));
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "{count} not removed: removing needs a confirmation"
+                ))
+                .with_hint("run `connctl doctor --fix` on a terminal, or pass --yes"));
+            }
+        }
+    }
+    let change::OrphanRemoval { removed, failed } =
+        change::remove_orphans(&ctx.store_path, accounts)?;
+    for account in &removed {
+        ctx.out
+            .status(&format!("removed orphan keyring entry {account}"));
+    }
+    if let Some((account, err)) = failed.first() {
+        let mut error = Error::secret(format!(
+            "{} orphan keyring entr{} could not be removed: {account}: {}",
+            failed.len(),
+            if failed.len() == 1 { "y" } else { "ies" },
+            err.message
+        ));
+        for (account, err) in &failed[1..] {
+            error = error.with_cause(format!("{account}: {}", err.message));
+        }
+        return Err(error);
+    }
+    Ok(removed)
 }
 
 /// Every secret resolves, and the keyring works or no secret is kept in it

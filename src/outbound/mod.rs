@@ -2,6 +2,7 @@
 //! TLS/mTLS and HTTP, each stage timed and explained. Used by `connection test` and `send`.
 
 pub mod expiry;
+pub mod limits;
 pub mod oauth;
 pub mod proxy;
 mod quickack;
@@ -25,7 +26,7 @@ use crate::model::{
 use crate::secrets::{self, Secret, SecretRef};
 use proxy::{Proxy, ProxyEnv};
 use tls::{ClientIdentity, Roots, TlsSettings};
-pub use transport::{HttpRequest, Response, Route};
+pub use transport::{BodyMode, HttpRequest, Response, Route};
 
 /// The stages of an outbound request, in order (DESIGN.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +220,8 @@ pub struct RequestSpec {
     pub content_type: Option<String>,
     pub timeout: Duration,
     pub insecure: bool,
+    /// How much of the endpoint's body to read (`send` streams it).
+    pub read: BodyMode,
 }
 
 impl Default for RequestSpec {
@@ -231,6 +234,7 @@ impl Default for RequestSpec {
             content_type: None,
             timeout: Duration::from_secs(30),
             insecure: false,
+            read: BodyMode::Head(limits::TEST_BODY),
         }
     }
 }
@@ -281,7 +285,7 @@ pub struct Prepared {
 }
 
 /// The result of one exchange through a connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     pub connection: String,
     pub trace: Trace,
@@ -760,7 +764,7 @@ impl Outbound {
         };
         let before_transport = trace.clone();
         let req = self.http_request(prepared, spec, token.as_ref());
-        let result = transport::execute(&req, &prepared.route, &mut trace).await;
+        let result = transport::execute_with(&req, &prepared.route, &mut trace, spec.read).await;
         let retry_with_fresh_token = matches!(
             (&result, &token),
             (Ok(r), Some(t)) if r.status == StatusCode::UNAUTHORIZED && t.origin == "cached"
@@ -788,7 +792,7 @@ impl Outbound {
                 .push_str(" (the cached token was refused with 401)");
         }
         let req = self.http_request(prepared, spec, token.as_ref());
-        let result = transport::execute(&req, &prepared.route, &mut trace).await;
+        let result = transport::execute_with(&req, &prepared.route, &mut trace, spec.read).await;
         (trace, result)
     }
 

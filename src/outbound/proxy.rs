@@ -256,10 +256,13 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             let reason = parts.next().unwrap_or_default().to_string();
             return Ok(ConnectReply { status, reason });
         }
-        if buf.len() > 16 * 1024 {
+        if buf.len() > super::limits::PROXY_ANSWER.bytes {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                "the proxy's answer to CONNECT is too long",
+                format!(
+                    "the proxy's answer to CONNECT is longer than {}",
+                    super::limits::PROXY_ANSWER.describe()
+                ),
             ));
         }
     }

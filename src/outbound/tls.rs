@@ -590,6 +590,60 @@ pub fn missing_client_cert(
     )
 }
 
+/// Statuses a web server answers a refused client certificate with: nginx's
+/// 400 pages (its internal 495/496 show as 400), 403 elsewhere, 495/496 as such.
+pub fn may_be_client_cert_page(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 403 | 495 | 496)
+}
+
+/// Words of the pages web servers send for a missing or refused client
+/// certificate (nginx: "No required SSL certificate was sent", "The SSL
+/// certificate error"; IIS 403.7: "Client certificate required").
+const CLIENT_CERT_PAGE_WORDS: &[&str] = &[
+    "No required SSL certificate was sent",
+    "The SSL certificate error",
+    "Client certificate required",
+];
+
+/// The server asked for a client certificate and then answered with a page
+/// saying it is missing or refused: the same verdict as a TLS alert (exit 7).
+pub fn client_cert_page(
+    status: http::StatusCode,
+    body: &[u8],
+    seen: &Observed,
+    mutual_auth: bool,
+    connection: &str,
+) -> Option<Error> {
+    if !seen.requested() || !may_be_client_cert_page(status) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    let said = CLIENT_CERT_PAGE_WORDS
+        .iter()
+        .find(|w| text.contains(&w.to_ascii_lowercase()));
+    let status_text = match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    };
+    let cause = match (said, status.as_u16()) {
+        (Some(words), _) => format!("the server answered {status_text} saying \"{words}\""),
+        (None, 495) => "the server answered 495 (SSL Certificate Error)".to_string(),
+        (None, 496) => "the server answered 496 (SSL Certificate Required)".to_string(),
+        (None, _) => return None,
+    };
+    if let Some(err) = missing_client_cert(seen, mutual_auth, connection, &cause) {
+        return Some(err);
+    }
+    Some(
+        Error::tls(format!(
+            "the server rejected the client certificate ({cause})"
+        ))
+        .with_hint(
+            "the remote system must trust the issuer of the protocol profile's client certificate",
+        ),
+    )
+}
+
 fn explain_alert(
     alert: AlertDescription,
     seen: &Observed,

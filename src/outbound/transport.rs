@@ -9,12 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use url::Url;
 
+use super::limits::{self, Limit};
 use super::proxy::{self, Proxy};
 use super::quickack::QuickAck;
 use super::tls::{self, Observed, TlsSettings};
@@ -71,13 +73,89 @@ impl DnsCache {
     }
 }
 
-/// The answer, whatever its status.
-#[derive(Debug, Clone)]
+/// How much of an answer's body `execute_with` reads before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyMode {
+    /// All of it; a longer body is a failure (exit 6) naming the limit.
+    Whole(Limit),
+    /// At most the limit; the rest is left unread (`Response::truncated`).
+    Head(Limit),
+    /// None of it: the caller reads `Response::rest` as it arrives.
+    Stream,
+}
+
+/// The answer, whatever its status. `body` holds what was read of the body;
+/// in [`BodyMode::Stream`] the remainder is in `rest`.
+#[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The body went on past what was read ([`BodyMode::Head`]).
+    pub truncated: bool,
+    pub rest: Option<BodyRest>,
+}
+
+/// The unread part of a body, read chunk by chunk within the request's deadline.
+pub struct BodyRest {
+    body: hyper::body::Incoming,
+    deadline: Instant,
+    timeout: Duration,
+    peer: String,
+}
+
+impl std::fmt::Debug for BodyRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodyRest({})", self.peer)
+    }
+}
+
+impl BodyRest {
+    /// The next piece of the body, or `None` at its end. `--timeout` covers
+    /// the body too: a body still arriving at the deadline is a network failure.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if self.body.is_end_stream() {
+                return Ok(None);
+            }
+            let frame = match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
+                Err(_) => {
+                    return Err(Error::network(format!(
+                        "timed out after {} reading the body from {}",
+                        format_secs(self.timeout),
+                        self.peer
+                    ))
+                    .with_hint("raise --timeout if the answer is known to be large or slow"));
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    return Err(Error::network(format!(
+                        "the connection to {} broke while the body was read",
+                        self.peer
+                    ))
+                    .with_source(&e));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data()
+                && !data.is_empty()
+            {
+                return Ok(Some(data));
+            }
+        }
+    }
+
+    /// Reads into `buf` until it holds `want` bytes or the body ends; true at the end.
+    async fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> Result<bool> {
+        while buf.len() < want {
+            match self.chunk().await? {
+                Some(data) => buf.extend_from_slice(&data),
+                None => return Ok(true),
+            }
+        }
+        Ok(self.body.is_end_stream())
+    }
 }
 
 fn timed_out(route: &Route, what: &str) -> Error {
@@ -105,10 +183,9 @@ fn authority(host: &str, port: u16) -> String {
     }
 }
 
-/// Runs the exchange, recording each stage in `trace`. An error has already been
-/// recorded as the failed stage when it is returned.
+/// Runs the exchange and reads the whole body (at most [`limits::RESPONSE_BODY`]).
 pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Result<Response> {
-    execute_bounded(req, route, trace, None).await
+    execute_with(req, route, trace, BodyMode::Whole(limits::RESPONSE_BODY)).await
 }
 
 /// Like `execute`, reading at most `limit` bytes of the answer's body: past
@@ -118,6 +195,25 @@ pub async fn execute_bounded(
     route: &Route,
     trace: &mut Trace,
     limit: Option<usize>,
+) -> Result<Response> {
+    let limit = match limit {
+        Some(bytes) => Limit {
+            bytes,
+            ..limits::RESPONSE_BODY
+        },
+        None => limits::RESPONSE_BODY,
+    };
+    execute_with(req, route, trace, BodyMode::Whole(limit)).await
+}
+
+/// Runs the exchange, recording each stage in `trace`, and reads the body as
+/// `mode` says. An error has already been recorded as the failed stage when
+/// it is returned.
+pub async fn execute_with(
+    req: &HttpRequest,
+    route: &Route,
+    trace: &mut Trace,
+    mode: BodyMode,
 ) -> Result<Response> {
     let deadline = Instant::now() + route.timeout;
     let https = match req.url.scheme() {
@@ -305,17 +401,45 @@ pub async fn execute_bounded(
         );
         let tls_stream = tls::Watched::new(tls_stream, seen.clone());
         let started = Instant::now();
-        let result = http_exchange(
-            tls_stream, h2, req, &host, port, None, deadline, route, limit,
-        )
-        .await;
+        let exchange = Exchange {
+            req,
+            host: &host,
+            port,
+            proxy: None,
+            deadline,
+            route,
+            mode,
+            seen: &seen,
+        };
+        let result = http_exchange(tls_stream, h2, &exchange).await;
+        // nginx and its like refuse a client certificate with an HTTP page, not an alert.
+        if let Ok(r) = &result
+            && let Some(err) = tls::client_cert_page(
+                r.status,
+                &r.body,
+                &seen,
+                route.mutual_auth,
+                &route.connection,
+            )
+        {
+            trace.fail_last(Stage::Tls, &err);
+            return Err(err);
+        }
         finish_http(result, trace, started, req, &host, &seen, route)
     } else {
         let started = Instant::now();
-        let mut result = http_exchange(
-            stream, false, req, &host, port, proxy, deadline, route, limit,
-        )
-        .await;
+        let nothing_seen = Observed::default();
+        let exchange = Exchange {
+            req,
+            host: &host,
+            port,
+            proxy,
+            deadline,
+            route,
+            mode,
+            seen: &nothing_seen,
+        };
+        let mut result = http_exchange(stream, false, &exchange).await;
         // Through a proxy, a 407 is the proxy's answer, not the endpoint's.
         if let (Ok(r), Some(p)) = (&result, proxy)
             && r.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
@@ -324,15 +448,7 @@ pub async fn execute_bounded(
             result = Err((None, e));
         }
         let _ = addr;
-        finish_http(
-            result,
-            trace,
-            started,
-            req,
-            &host,
-            &Observed::default(),
-            route,
-        )
+        finish_http(result, trace, started, req, &host, &nothing_seen, route)
     }
 }
 
@@ -455,18 +571,6 @@ fn tls_detail(conn: &rustls::ClientConnection, seen: &Observed, route: &Route) -
     format!("{version}, ALPN {alpn}; {server}; {client}{insecure}")
 }
 
-/// How reading an answer failed: hyper's error, or a body past the limit.
-enum Exchange {
-    Hyper(hyper::Error),
-    TooLarge(usize),
-}
-
-impl From<hyper::Error> for Exchange {
-    fn from(e: hyper::Error) -> Self {
-        Exchange::Hyper(e)
-    }
-}
-
 /// Where an HTTP-stage failure belongs: TLS alerts that arrive after the handshake
 /// (TLS 1.3 servers reject client certificates then) are TLS failures.
 enum HttpFailure {
@@ -474,21 +578,28 @@ enum HttpFailure {
     Http(Error),
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One HTTP exchange on an open stream, and how much of its body to read.
+struct Exchange<'a> {
+    req: &'a HttpRequest,
+    host: &'a str,
+    port: u16,
+    proxy: Option<&'a Proxy>,
+    deadline: Instant,
+    route: &'a Route,
+    mode: BodyMode,
+    /// What the TLS handshake showed: a client-certificate page is looked for when asked.
+    seen: &'a Observed,
+}
+
 async fn http_exchange<S>(
     stream: S,
     h2: bool,
-    req: &HttpRequest,
-    host: &str,
-    port: u16,
-    proxy: Option<&Proxy>,
-    deadline: Instant,
-    route: &Route,
-    limit: Option<usize>,
+    x: &Exchange<'_>,
 ) -> std::result::Result<Response, (Option<hyper::Error>, Error)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (req, host, port, route) = (x.req, x.host, x.port, x.route);
     let default_port = if req.url.scheme() == "https" { 443 } else { 80 };
     let host_header = if port == default_port {
         if host.contains(':') {
@@ -500,7 +611,7 @@ where
         authority(host, port)
     };
     // http/1.1 wants origin-form (absolute-form through a proxy); h2 wants the full URI.
-    let uri = if h2 || proxy.is_some() {
+    let uri = if h2 || x.proxy.is_some() {
         req.url.as_str().to_string()
     } else {
         let mut path = req.url.path().to_string();
@@ -522,7 +633,7 @@ where
                 HeaderValue::from_static(concat!("connctl/", env!("CARGO_PKG_VERSION"))),
             );
         }
-        if let Some(p) = proxy
+        if let Some(p) = x.proxy
             && let Some(auth) = p.authorization()
             && let Ok(mut value) = HeaderValue::from_str(&auth)
         {
@@ -538,71 +649,111 @@ where
     })?;
 
     let io = TokioIo::new(stream);
+    let head_max = limits::RESPONSE_HEAD.bytes;
     let exchange = async {
         let (response, conn_task) = if h2 {
-            let (mut sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .max_header_list_size(head_max as u32)
+                .handshake(io)
+                .await?;
             let task = tokio::spawn(conn);
             (sender.send_request(request).await, task)
         } else {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+                .max_buf_size(head_max)
+                .handshake(io)
+                .await?;
             let task = tokio::spawn(conn);
             (sender.send_request(request).await, task)
         };
-        let response = match response {
-            Ok(r) => r,
+        match response {
+            Ok(r) => Ok(r),
             Err(e) => {
                 // The connection task often holds the real cause (an alert, a reset).
                 if let Ok(Err(conn_err)) = conn_task.await {
-                    return Err(Exchange::Hyper(conn_err));
+                    return Err(conn_err);
                 }
-                return Err(Exchange::Hyper(e));
+                Err(e)
             }
-        };
-        let (parts, body) = response.into_parts();
-        let body = match limit {
-            None => body.collect().await?.to_bytes(),
-            Some(max) => match http_body_util::Limited::new(body, max).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) => {
-                    return match e.downcast::<hyper::Error>() {
-                        Ok(e) => Err(Exchange::Hyper(*e)),
-                        Err(_) => Err(Exchange::TooLarge(max)),
-                    };
-                }
-            },
-        };
-        Ok::<_, Exchange>(Response {
-            status: parts.status,
-            version: parts.version,
-            headers: parts.headers,
-            body,
-        })
-    };
-    match tokio::time::timeout_at(deadline, exchange).await {
-        Err(_) => Err((
-            None,
-            timed_out(
-                route,
-                &format!(
-                    "waiting for {} to answer the HTTP request",
-                    authority(host, port)
-                ),
-            ),
-        )),
-        Ok(Err(Exchange::Hyper(e))) => {
-            let err = Error::network("HTTP exchange failed");
-            Err((Some(e), err))
         }
-        Ok(Err(Exchange::TooLarge(max))) => Err((
-            None,
-            Error::network(format!(
-                "the answer of {} is larger than {max} bytes; connctl stopped reading it",
-                authority(host, port)
-            )),
-        )),
-        Ok(Ok(r)) => Ok(r),
-    }
+    };
+    let peer = authority(host, port);
+    let response = match tokio::time::timeout_at(x.deadline, exchange).await {
+        Err(_) => {
+            return Err((
+                None,
+                timed_out(
+                    route,
+                    &format!("waiting for {peer} to answer the HTTP request"),
+                ),
+            ));
+        }
+        Ok(Err(e)) => return Err((Some(e), Error::network("HTTP exchange failed"))),
+        Ok(Ok(r)) => r,
+    };
+    let (parts, body) = response.into_parts();
+    let mut rest = BodyRest {
+        body,
+        deadline: x.deadline,
+        timeout: route.timeout,
+        peer,
+    };
+    let peer = rest.peer.clone();
+    let too_long = |limit: Limit| {
+        Error::network(format!(
+            "the answer of {peer} is larger than {} bytes, {}; connctl stopped reading it",
+            limit.bytes,
+            limit.describe()
+        ))
+        .with_hint("the endpoint sent more than connctl reads for this purpose; check the URL")
+    };
+    let mut buf = Vec::new();
+    let (truncated, rest) = match x.mode {
+        BodyMode::Whole(limit) => {
+            let declared = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit.bytes as u64) {
+                return Err((None, too_long(limit)));
+            }
+            let ended = rest
+                .fill(&mut buf, limit.bytes + 1)
+                .await
+                .map_err(|e| (None, e))?;
+            if !ended || buf.len() > limit.bytes {
+                return Err((None, too_long(limit)));
+            }
+            (false, None)
+        }
+        BodyMode::Head(limit) => {
+            let ended = rest
+                .fill(&mut buf, limit.bytes)
+                .await
+                .map_err(|e| (None, e))?;
+            let truncated = !ended || buf.len() > limit.bytes;
+            buf.truncate(limit.bytes);
+            (truncated, None)
+        }
+        BodyMode::Stream => {
+            let want = if x.seen.requested() && tls::may_be_client_cert_page(parts.status) {
+                limits::CLIENT_CERT_PAGE.bytes
+            } else {
+                0
+            };
+            let ended = rest.fill(&mut buf, want).await.map_err(|e| (None, e))?;
+            (false, (!ended).then_some(rest))
+        }
+    };
+    Ok(Response {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body: Bytes::from(buf),
+        truncated,
+        rest,
+    })
 }
 
 fn classify_http_error(
@@ -662,6 +813,10 @@ fn classify_http_error(
         _ if e.is_incomplete_message() || io == Some(K::UnexpectedEof) => {
             Error::network(format!("{host} closed the connection without answering"))
         }
+        _ if e.is_parse_too_large() => Error::network(format!(
+            "the status line and headers from {host} are longer than {}",
+            limits::RESPONSE_HEAD.describe()
+        )),
         _ if e.is_parse() => Error::failed(format!("the answer from {host} is not HTTP"))
             .with_hint("if the server speaks TLS, use an https:// URL"),
         _ => Error::network(format!("the HTTP exchange with {host} failed")),
@@ -696,11 +851,17 @@ fn finish_http(
             Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         };
+        let size = if r.rest.is_some() {
+            "body streamed".to_string()
+        } else if r.truncated {
+            format!("first {} bytes of the body read", r.body.len())
+        } else {
+            format!("{} bytes", r.body.len())
+        };
         format!(
-            "{} {path} → {} ({version}, {} bytes)",
+            "{} {path} → {} ({version}, {size})",
             req.method,
             status_text(r.status),
-            r.body.len()
         )
     })
 }

@@ -474,6 +474,23 @@ fn describe_failure(backend: Backend, reason: &str, doing: &str, failure: Failur
     error.with_hint(hint)
 }
 
+/// Runs one call on the keyring's store behind the timeout; a failure is
+/// described with the backend, why it was chosen, and what was being done.
+fn on_store<T: Send + 'static>(
+    doing: &str,
+    call: impl FnOnce(&CredentialStore, Backend) -> keyring_core::Result<T> + Send + 'static,
+) -> Result<T> {
+    let keyring = keyring()?;
+    let store = keyring.store.clone();
+    let backend = keyring.backend;
+    let failure = |f| describe_failure(backend, &keyring.reason, doing, f);
+    match timed(move || call(store.as_ref(), backend)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(failure(Failure::Backend(&err))),
+        Err(stall) => Err(failure(Failure::Stall(stall))),
+    }
+}
+
 /// Runs one call on the entry of `account`, behind the timeout.
 fn with_entry<T: Send + 'static>(
     account: String,
@@ -481,10 +498,7 @@ fn with_entry<T: Send + 'static>(
     doing: &str,
     call: impl FnOnce(&Entry) -> keyring_core::Result<T> + Send + 'static,
 ) -> Result<T> {
-    let keyring = keyring()?;
-    let store = keyring.store.clone();
-    let backend = keyring.backend;
-    let outcome = timed(move || {
+    on_store(doing, move |store, backend| {
         let mut modifiers = std::collections::HashMap::new();
         if backend == Backend::SecretService {
             modifiers.insert("label", label.as_str());
@@ -492,22 +506,7 @@ fn with_entry<T: Send + 'static>(
         let modifiers = (!modifiers.is_empty()).then_some(&modifiers);
         let entry = store.build(SERVICE, &account, modifiers)?;
         call(&entry)
-    });
-    match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(describe_failure(
-            backend,
-            &keyring.reason,
-            doing,
-            Failure::Backend(&err),
-        )),
-        Err(stall) => Err(describe_failure(
-            backend,
-            &keyring.reason,
-            doing,
-            Failure::Stall(stall),
-        )),
-    }
+    })
 }
 
 fn entry_label(at: &SecretRef) -> String {
@@ -637,4 +636,40 @@ pub fn keyring_check(store_id: &str) -> KeyringCheck {
         reason: Some(keyring.reason.clone()),
         error: round_trip().err(),
     }
+}
+
+/// The accounts of every keyring entry whose account starts with
+/// `<store_id>/`, sorted; `Ok(None)` when the backend cannot list entries
+/// (kernel keyutils has no search by attributes). On the Secret Service
+/// this is a search by the attribute `service = connctl`.
+pub fn keyring_accounts(store_id: &str) -> Result<Option<Vec<String>>> {
+    let prefix = format!("{store_id}/");
+    on_store("list this store's keyring entries", move |store, _| {
+        let spec = std::collections::HashMap::from([("service", SERVICE)]);
+        let entries = match store.search(&spec) {
+            Ok(entries) => entries,
+            Err(keyring_core::Error::NotSupportedByStore(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut accounts: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.get_specifiers())
+            .filter(|(service, account)| service == SERVICE && account.starts_with(&prefix))
+            .map(|(_, account)| account)
+            .collect();
+        accounts.sort();
+        accounts.dedup();
+        Ok(Some(accounts))
+    })
+}
+
+/// Removes the entry of an account (any account, also one that names no
+/// record kind connctl knows); a missing entry is not an error.
+pub fn keyring_delete_account(account: &str) -> Result<()> {
+    with_entry(
+        account.to_string(),
+        format!("connctl: {account}"),
+        &format!("delete the keyring entry {account}"),
+        delete_entry,
+    )
 }

@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 use crate::model::{RecordKind, SecretSource, Store};
 
 mod keyring;
+mod scrub;
+
 pub use keyring::*;
+pub use scrub::scrub;
 pub mod vault;
 
 /// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
@@ -144,20 +147,6 @@ const CI_HINT: &str = "in CI or on a headless host, supply the secret with --pas
 // ---------------------------------------------------------------------------
 // Sources
 // ---------------------------------------------------------------------------
-
-/// `text` from elsewhere (a server's answer, a command's stderr) with every
-/// occurrence of the given secrets replaced by `(redacted)`: a server that
-/// echoes what it was sent must not put a secret into a message.
-pub fn scrub(text: &str, secrets: &[&Secret]) -> String {
-    let mut text = text.to_string();
-    for secret in secrets {
-        let value = secret.expose();
-        if !value.is_empty() && text.contains(value) {
-            text = text.replace(value, "(redacted)");
-        }
-    }
-    text
-}
 
 /// Reads the value of a secret from its source. Nothing is cached: env, file
 /// and cmd sources are read each time a secret is needed.
@@ -517,20 +506,9 @@ pub fn take_input(
             }
             Ok(Some((SecretSource::Cmd(command), None)))
         }
-        Some(SecretInput::Vault(reference)) => {
-            let reference = reference.trim();
-            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
-            let source = format!("vault:{reference}")
-                .parse::<SecretSource>()
-                .map_err(Error::usage)?;
-            Ok(Some((source, None)))
-        }
+        Some(SecretInput::Vault(reference)) => Ok(Some((vault_reference(&reference)?, None))),
         Some(SecretInput::VaultWrite(reference)) => {
-            let reference = reference.trim();
-            let reference = reference.strip_prefix("vault:").unwrap_or(reference);
-            let source = format!("vault:{reference}")
-                .parse::<SecretSource>()
-                .map_err(Error::usage)?;
+            let source = vault_reference(&reference)?;
             if let SecretSource::Vault {
                 version: Some(n), ..
             } = &source
@@ -559,6 +537,39 @@ pub fn take_input(
             Ok(Some((SecretSource::Keyring, Some(Secret::new(value)))))
         }
     }
+}
+
+/// A `--password-vault` reference (with or without `vault:`). One without a
+/// `#FIELD` is refused; when Vault can be asked, the error lists the fields
+/// the secret has, so the operator can pick one.
+fn vault_reference(reference: &str) -> Result<SecretSource> {
+    let reference = reference.trim();
+    let reference = reference.strip_prefix("vault:").unwrap_or(reference);
+    let text = format!("vault:{reference}");
+    text.parse::<SecretSource>().map_err(|message| {
+        let err = Error::usage(message);
+        if reference.contains('#') {
+            return err;
+        }
+        let path = reference
+            .split_once('?')
+            .map_or(reference, |(p, _)| p)
+            .trim_matches('/');
+        match vault::field_names(path) {
+            Ok(names) if !names.is_empty() => {
+                let first = &names[0];
+                err.with_hint(format!(
+                    "the secret at {path} has the fields {}: write e.g. '{path}#{first}'",
+                    names
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            _ => err,
+        }
+    })
 }
 
 /// All of stdin, one trailing newline trimmed; empty input is a usage error.
@@ -666,6 +677,42 @@ pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
     fields
 }
 
+/// Every keyring entry a store names: each secret field with the keyring
+/// source, and the OAuth token caches (`token` under each profile,
+/// `token:<connection>` under the profile each connection uses). An entry
+/// under this store's id that is not in this list is an orphan; an entry that
+/// leaves this list in a change is deleted by the change.
+pub fn named_entries(store: &Store) -> Vec<SecretRef> {
+    let id = store.store_id.as_str();
+    let mut named: Vec<SecretRef> = secret_fields(store)
+        .into_iter()
+        .filter(|(_, source)| *source == SecretSource::Keyring)
+        .map(|(at, _)| at)
+        .collect();
+    for name in store.oauth_profile.keys() {
+        named.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
+        // A login grant's refresh token (issue 15) lives as long as its profile.
+        named.push(SecretRef::new(
+            id,
+            RecordKind::OauthProfile,
+            name,
+            "refresh_token",
+        ));
+    }
+    for (name, c) in &store.connection {
+        if let Some(profile) = &c.oauth_profile {
+            let field = format!("token:{name}");
+            named.push(SecretRef::new(
+                id,
+                RecordKind::OauthProfile,
+                profile,
+                &field,
+            ));
+        }
+    }
+    named
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,16 +722,6 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret} {secret:?}"), "(redacted) (redacted)");
         assert_eq!(secret.expose(), "hunter2");
-    }
-
-    #[test]
-    fn scrub_removes_every_secret() {
-        let a = Secret::new("hunter2");
-        let b = Secret::new("");
-        assert_eq!(
-            scrub("bad secret hunter2 (hunter2)", &[&a, &b]),
-            "bad secret (redacted) ((redacted))"
-        );
     }
 
     #[test]

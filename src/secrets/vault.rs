@@ -615,11 +615,28 @@ impl Client {
                 "log in with `bao login` / `vault login` (it writes ~/.vault-token), export {TOKEN_ENV}, or set the store's [vault] auth to approle or jwt"
             )));
         }
+        let value = Secret::new(value);
+        // Its time left, so a token that would expire mid-run is renewed like
+        // a login's. A token that may not look itself up (no default policy),
+        // or an answer that is not understood, just leaves the expiry unknown.
+        let lookup = "auth/token/lookup-self";
+        let (mut expires, mut lease, mut renewable) = (None, Duration::ZERO, false);
+        if let Ok(answer) = self.call(Method::GET, lookup, None, None, Some(&value), lookup)
+            && answer.status.is_success()
+        {
+            let data = &answer.body["data"];
+            if let Some(ttl) = data["ttl"].as_u64().filter(|t| *t > 0) {
+                expires = Some(Instant::now() + Duration::from_secs(ttl));
+                let created = data["creation_ttl"].as_u64().unwrap_or(ttl);
+                lease = Duration::from_secs(created.max(ttl));
+                renewable = data["renewable"].as_bool().unwrap_or(false);
+            }
+        }
         Ok(Token {
-            value: Secret::new(value),
-            expires: None,
-            lease: Duration::ZERO,
-            renewable: false,
+            value,
+            expires,
+            lease,
+            renewable,
         })
     }
 
@@ -1053,6 +1070,13 @@ pub fn read(path: &str, field: &str, version: Option<u64>, at: &SecretRef) -> Re
     client()
         .and_then(|c| c.read(path, field, version))
         .map_err(|e| with_record(e, at, &source))
+}
+
+/// The names of a secret's fields (escaped for messages), to help pick one.
+pub fn field_names(path: &str) -> Result<Vec<String>> {
+    let client = client()?;
+    let fields = client.fields(path, None)?;
+    Ok(fields.0.keys().map(|k| shown(k)).collect())
 }
 
 /// Writes one field of a secret (the other fields kept); the receipt can undo it.

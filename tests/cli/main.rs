@@ -5,6 +5,7 @@ mod concurrency;
 mod demo;
 mod diff;
 mod fleet;
+mod hostile;
 mod inbound;
 mod outbound;
 mod outbound_oauth;

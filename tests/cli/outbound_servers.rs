@@ -256,7 +256,7 @@ pub struct TlsOptions<'a> {
     pub h2: bool,
 }
 
-fn server_config(opts: &TlsOptions<'_>) -> rustls::ServerConfig {
+pub fn server_config(opts: &TlsOptions<'_>) -> rustls::ServerConfig {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(opts.cert)
         .unwrap()
         .collect::<Result<_, _>>()

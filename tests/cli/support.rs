@@ -187,3 +187,64 @@ pub fn keyring_entries(
     flush(&mut account, &mut secret);
     entries
 }
+
+/// Runs connctl on a pseudo-terminal of its own (`script`), types `answer`
+/// and a newline once `prompt` is on the screen; returns the exit code and
+/// the screen.
+pub fn run_on_terminal(env: &TestEnv, args: &[&str], prompt: &str, answer: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    let connctl = assert_cmd::cargo::cargo_bin!("connctl");
+    let line = std::iter::once(connctl.display().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("CONNCTL_STORE", &env.store)
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            std::env::var("DBUS_SESSION_BUS_ADDRESS").unwrap_or_default(),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (package bsdutils) must be installed");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(prompt) {
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!(
+                "no prompt {prompt:?} on the terminal:\n{}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{answer}\n").as_bytes())
+        .expect("type the answer");
+    let status = child.wait().expect("wait");
+    drop(stdin);
+    while let Ok(chunk) = rx.recv() {
+        seen.extend(chunk);
+    }
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
+}

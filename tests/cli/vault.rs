@@ -528,6 +528,13 @@ fn a_missing_field_or_path_names_what_is_there() {
         2,
     );
     assert!(run.stderr.contains("names no field"), "{}", run.stderr);
+    // Vault is asked which fields there are.
+    assert!(
+        run.stderr.contains("has the fields 'password', 'user'"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("pw-Qm2"), "{}", run.stderr);
     assert_eq!(f.f.env.store_bytes(), before);
 }
 
@@ -1303,6 +1310,26 @@ fn a_login_token_that_would_expire_mid_run_is_renewed() {
             "{audited:?}"
         );
     }
+
+    // A renewable token from VAULT_TOKEN is renewed the same way.
+    let short = bao.token_with_policy(
+        "t-renew",
+        "path \"secret/data/t-renew/*\" { capabilities = [\"read\"] }\n",
+        "3s",
+    );
+    f.set("CONNCTL_VAULT_AUTH", "token");
+    f.set("VAULT_TOKEN", &short);
+    let baseline = bao.audited().len();
+    f.expect(
+        &["-o", "json", "connection", "test", "--all", "--jobs", "1"],
+        0,
+    );
+    let audited: Vec<(String, String)> = bao.audited().into_iter().skip(baseline).collect();
+    let renewed = audited
+        .iter()
+        .filter(|(_, p)| p == "auth/token/renew-self")
+        .count();
+    assert!(renewed >= 1, "{audited:?}");
 }
 
 #[test]
@@ -1388,6 +1415,22 @@ fn mid_server_and_oauth_profile_secrets_come_from_vault_too() {
         2,
     );
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    // The client secret written through stdin: a new version in Vault.
+    let run = f.run_stdin(
+        &[
+            "oauth-profile",
+            "edit",
+            "idp",
+            "--client-secret-stdin",
+            "--client-secret-vault",
+            "secret/t-kinds/idp#client_secret",
+        ],
+        Some("idp-Ss3"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let secret = bao.kv_get(&["secret/t-kinds/idp"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 2);
+    assert_eq!(secret["data"]["data"]["client_secret"], "idp-Ss3");
     let run = f.expect(&["-o", "json", "doctor"], 0);
     let json = run.json();
     let sources: Vec<(&str, bool)> = json["secrets"]
@@ -1404,5 +1447,78 @@ fn mid_server_and_oauth_profile_secrets_come_from_vault_too() {
         sources.contains(&("vault:secret/t-kinds/idp#client_secret", true)),
         "{sources:?}"
     );
-    assert_no_leak(&run, &["mid-Ss1", "idp-Ss2"]);
+    assert_no_leak(&run, &["mid-Ss1", "idp-Ss2", "idp-Ss3"]);
+}
+
+#[test]
+fn a_vault_write_is_put_back_when_the_store_cannot_be_written() {
+    let bao = shared();
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/t-undo/app",
+        "password=kept-Nn4",
+        "user=svc",
+    ]);
+    let f = VaultFixture::new(bao, Some(ROOT_TOKEN));
+    f.f.store(&basic(
+        "app",
+        "https://partner.example.test/api",
+        "env:UNUSED",
+    ));
+    let hold = f.f.env.path("hold");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("connctl"));
+    cmd.env_clear()
+        .env("HOME", &f.f.env.home)
+        .env("CONNCTL_STORE", &f.f.env.store)
+        .env("CONNCTL_TEST_HOLD", &hold)
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .args([
+            "connection",
+            "edit",
+            "app",
+            "--password-stdin",
+            "--password-vault",
+            "secret/t-undo/app#password",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"lost-Oo5").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !hold.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the change never reached its hold point"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Planned and validated: now the store's folder becomes a file, so the
+    // store cannot be written after the Vault write.
+    let folder = f.f.env.store.parent().unwrap().to_path_buf();
+    let moved = f.f.env.path("store-moved");
+    std::fs::rename(&folder, &moved).unwrap();
+    std::fs::write(&folder, "not a folder").unwrap();
+    std::fs::remove_file(&hold).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("lost-Oo5") && !stderr.contains("kept-Nn4"),
+        "{stderr}"
+    );
+    // Vault: the write (version 2) was put back as version 3 with the old fields.
+    let secret = bao.kv_get(&["secret/t-undo/app"]);
+    assert_eq!(secret["data"]["metadata"]["version"], 3, "{secret:#}");
+    assert_eq!(secret["data"]["data"]["password"], "kept-Nn4");
+    assert_eq!(secret["data"]["data"]["user"], "svc");
+    std::fs::remove_file(&folder).unwrap();
+    std::fs::rename(&moved, &folder).unwrap();
+    assert!(f.f.env.store_text().contains("password = \"env:UNUSED\""));
 }

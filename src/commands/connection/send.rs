@@ -1,6 +1,6 @@
 //! `connctl connection send`: one message through a connection.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Read;
 
 use bytes::Bytes;
 use http::Method;
@@ -12,7 +12,7 @@ use crate::commands::outbound::{
 };
 use crate::error::{Error, Result};
 use crate::model::Environment;
-use crate::outbound::{self, Outbound, RequestSpec, Target, transport};
+use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Stage, Target, transport};
 
 fn read_body(data: &Option<String>) -> Result<Bytes> {
     match data.as_deref() {
@@ -43,19 +43,14 @@ fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -
         "connection '{name}' is a production connection: not sent without confirmation"
     ))
     .with_hint("confirm on a terminal, or pass --yes");
-    if stdin_busy || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if stdin_busy {
         return Err(declined);
     }
-    eprint!("Send {what} through production connection '{name}'? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| Error::invalid("cannot read the answer").with_source(&e))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(declined)
+    match ctx.out.confirm(&format!(
+        "Send {what} through production connection '{name}'?"
+    ))? {
+        Some(true) => Ok(()),
+        Some(false) | None => Err(declined),
     }
 }
 
@@ -100,6 +95,8 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
         content_type: args.content_type.clone(),
         timeout: timeout(args.timeout)?,
         insecure: false,
+        // The body goes to stdout as it arrives: memory does not grow with its size.
+        read: BodyMode::Stream,
     };
     let url = outbound::join_path(&conn.endpoint_url, spec.path.as_deref())?;
 
@@ -124,7 +121,8 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     let retries = args.retry;
     let out = ctx.out.clone();
     let on_retry = move |why: &str| out.warn(why);
-    let mut outcome = runtime(false)?.block_on(client.send(&target, &spec, retries, &on_retry));
+    let rt = runtime(false)?;
+    let mut outcome = rt.block_on(client.send(&target, &spec, retries, &on_retry));
     outcome.judge(|s| (200..300).contains(&s), conn.authentication);
 
     for s in &outcome.trace.stages {
@@ -139,7 +137,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
             ),
         );
     }
-    if let Some(response) = &outcome.response {
+    if let Some(response) = &mut outcome.response {
         if args.include {
             let mut head = format!(
                 "{:?} {}\r\n",
@@ -156,12 +154,42 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
             ctx.out.raw(head.as_bytes())?;
         }
         ctx.out.raw(&response.body)?;
-        ctx.out.status(&format!(
-            "{method} {url} → {} in {:.0} ms ({} bytes)",
-            transport::status_text(response.status),
-            total_ms(&outcome),
-            response.body.len()
-        ));
+        let mut written = response.body.len() as u64;
+        let status = response.status;
+        let streamed = match response.rest.take() {
+            Some(mut rest) => rt.block_on(async {
+                while let Some(chunk) = rest.chunk().await? {
+                    ctx.out.raw(&chunk)?;
+                    written += chunk.len() as u64;
+                }
+                Ok::<_, Error>(())
+            }),
+            None => Ok(()),
+        };
+        match streamed {
+            Ok(()) => ctx.out.status(&format!(
+                "{method} {url} → {} in {:.0} ms ({written} bytes)",
+                transport::status_text(status),
+                total_ms(&outcome)
+            )),
+            // A body cut short: stdout holds only part of it, which a script must learn.
+            Err(e) if e.message != crate::output::BROKEN_PIPE => {
+                if let Some(record) = outcome
+                    .trace
+                    .stages
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.stage == Stage::Http)
+                {
+                    record.ok = false;
+                }
+                outcome.error = Some(Error {
+                    message: format!("{} after {written} bytes", e.message),
+                    ..e
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
     match outcome_error(&outcome) {
         Some(e) => Err(e),
