@@ -469,6 +469,7 @@ fn steps(demo: &mut Demo) -> Result<()> {
 
     demo.heading("Two connections: test and production, Basic auth + mutual TLS");
     for (name, env) in [(TEST_CONNECTION, "test"), (PROD_CONNECTION, "production")] {
+        let channel = format!("channel=orders-{env}");
         let mut args = vec![
             "connection",
             "add",
@@ -491,9 +492,20 @@ fn steps(demo: &mut Demo) -> Result<()> {
             PROFILE,
             "--inbound-user",
             PARTNER_USER,
+            "--var",
+            &channel,
         ]);
         demo.run(&args, piped, 0)?;
     }
+
+    demo.heading("Compare them: they may differ only where environments should");
+    say("Authentication, mutual TLS, certificate issuer, MID server use, path and variable");
+    say("keys must match; environment, host and variable values may differ.");
+    demo.run(
+        &["connection", "diff", TEST_CONNECTION, PROD_CONNECTION],
+        false,
+        0,
+    )?;
 
     demo.heading("Nothing is active yet, so the remote system is not let in");
     demo.run(&["inbound", "check", PARTNER_USER], false, 1)?;

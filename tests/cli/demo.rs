@@ -48,6 +48,11 @@ fn demo_runs_the_main_job_and_cleans_up() {
         "{stdout}"
     );
     assert!(stdout.contains("connection=orders.prod"), "{stdout}");
+    // The diff of the two connections: only expected differences.
+    assert!(
+        stdout.contains("'orders.test' and 'orders.prod': nothing differs unexpectedly"),
+        "{stdout}"
+    );
 
     // Nothing left behind: the temp folder is empty, the user's store untouched.
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();

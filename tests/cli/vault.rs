@@ -59,6 +59,7 @@ pub struct Bao {
     pub audit: PathBuf,
     pub dir: tempfile::TempDir,
     child: Child,
+    watchdog: Child,
 }
 
 impl Bao {
@@ -88,16 +89,8 @@ impl Bao {
             args.push("-dev-tls".to_string());
             args.push(format!("-dev-tls-cert-dir={}", dir.path().display()));
         }
-        // The server goes when this test process goes (statics are never dropped).
-        let watchdog = format!(
-            "\"$0\" \"$@\" & server=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $server",
-            std::process::id()
-        );
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(watchdog)
-            .arg(bao_binary())
+        let child = Command::new(bao_binary())
             .args(&args)
             .env("HOME", dir.path())
             .stdin(Stdio::null())
@@ -105,6 +98,22 @@ impl Bao {
             .stderr(log)
             .spawn()
             .expect("start bao");
+        // The shared server is a static, never dropped: a watchdog ends it and
+        // removes its folder when this test process is gone. (Drop ends the others at once.)
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill {} 2>/dev/null; sleep 1; rm -rf '{}'",
+            std::process::id(),
+            child.id(),
+            dir.path().display()
+        );
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(watchdog)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the watchdog");
         let scheme = if tls { "https" } else { "http" };
         let bao = Bao {
             addr: format!("{scheme}://127.0.0.1:{port}"),
@@ -112,6 +121,7 @@ impl Bao {
             audit,
             dir,
             child,
+            watchdog,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -237,6 +247,8 @@ impl Drop for Bao {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
     }
 }
 
