@@ -249,12 +249,17 @@ impl<T> Committed<T> {
 }
 
 /// Plans, validates and carries out one change (see the module's steps).
+///
+/// A store path that is a symbolic link is resolved once, here: the lock,
+/// the read and the write are all the target's (`store::write_target`).
 pub fn commit<T>(
     path: &Path,
+    wait: &store::LockWait,
     hooks: &[&dyn CommitHook],
     edit: impl FnOnce(&mut Draft) -> Result<T>,
 ) -> Result<Committed<T>> {
-    let _lock = store::lock(path)?;
+    let path = &store::write_target(path)?;
+    let _lock = store::lock(path, wait)?;
     let before = store::load(path)?;
     let mut draft = Draft {
         store_id: before.store_id.clone(),
@@ -549,8 +554,13 @@ pub fn orphans(store: &Store) -> Result<Option<Vec<String>>> {
 /// Removes the given orphan entries, under the store's write lock and only
 /// those still orphans then (a command may have committed a record that
 /// names one since they were listed).
-pub fn remove_orphans(path: &Path, listed: &[String]) -> Result<OrphanRemoval> {
-    let _lock = store::lock(path)?;
+pub fn remove_orphans(
+    path: &Path,
+    wait: &store::LockWait,
+    listed: &[String],
+) -> Result<OrphanRemoval> {
+    let path = &store::write_target(path)?;
+    let _lock = store::lock(path, wait)?;
     let store = store::load(path)?;
     let still = orphans(&store)?.unwrap_or_default();
     let mut removed = Vec::new();

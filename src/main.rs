@@ -56,7 +56,11 @@ fn run(cli: Cli, color: bool) -> Result<(), Error> {
             color,
         },
         yes: cli.yes,
+        lock_timeout: cli.lock_timeout,
     };
+    for warning in connctl::limits::env_warnings() {
+        ctx.out.warn(&warning);
+    }
     commands::dispatch(&ctx, cli.command)
 }
 

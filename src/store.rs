@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::model::{RuleViolation, STORE_VERSION, Store};
@@ -203,9 +204,20 @@ pub struct StoreLock {
     _file: File,
 }
 
+/// How long a writer waits for a lock another process holds, and where it
+/// says that it is waiting (after [`LOCK_NOTICE_AFTER`]).
+pub struct LockWait<'a> {
+    pub timeout: Duration,
+    pub notice: &'a dyn Fn(&str),
+}
+
+/// A writer that has waited this long for the lock says so on stderr.
+pub const LOCK_NOTICE_AFTER: Duration = Duration::from_secs(1);
+
 /// Takes the exclusive lock that serializes writers (a sibling `.lock` file,
-/// since the store itself is replaced by rename).
-pub fn lock(path: &Path) -> Result<StoreLock> {
+/// since the store itself is replaced by rename). Gives up after
+/// `wait.timeout` with exit 4, naming the lock file.
+pub fn lock(path: &Path, wait: &LockWait) -> Result<StoreLock> {
     let dir = parent_dir(path);
     create_private_dir(dir)?;
     let lock_path = lock_path(path);
@@ -219,10 +231,64 @@ pub fn lock(path: &Path) -> Result<StoreLock> {
             Error::invalid(format!("cannot open the lock file {}", lock_path.display()))
                 .with_source(&e)
         })?;
-    file.lock().map_err(|e| {
-        Error::invalid(format!("cannot lock {}", lock_path.display())).with_source(&e)
-    })?;
-    Ok(StoreLock { _file: file })
+    let started = Instant::now();
+    let mut noticed = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(StoreLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(
+                    Error::invalid(format!("cannot lock {}", lock_path.display())).with_source(&e),
+                );
+            }
+        }
+        let waited = started.elapsed();
+        if waited >= wait.timeout {
+            return Err(Error::invalid(format!(
+                "gave up after {} waiting for the store lock {}: another process holds it",
+                crate::limits::format_seconds(wait.timeout),
+                lock_path.display()
+            ))
+            .with_hint(format!(
+                "nothing was written; see who holds it with `fuser {}`, or wait longer with --lock-timeout SECONDS (CONNCTL_LOCK_TIMEOUT)",
+                crate::output::sh_quote(&lock_path.to_string_lossy())
+            )));
+        }
+        if !noticed && waited >= LOCK_NOTICE_AFTER {
+            noticed = true;
+            (wait.notice)(&format!(
+                "waiting for the store lock {} (another process is writing the store; giving up after {})",
+                lock_path.display(),
+                crate::limits::format_seconds(wait.timeout)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20).min(wait.timeout.saturating_sub(waited)));
+    }
+}
+
+/// Where writes to `path` go: a symbolic link is followed to its target (also
+/// a dangling one: the first write creates the target), so the link stays a
+/// link and the lock is the target's, shared with writers that use the
+/// target's own path.
+pub fn write_target(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = fs::read_link(&current).map_err(|e| {
+                    Error::invalid(format!("cannot read the link {}", current.display()))
+                        .with_source(&e)
+                })?;
+                current = parent_dir(&current).join(link);
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::invalid(format!(
+        "the store path {} is a loop of symbolic links",
+        path.display()
+    )))
 }
 
 fn lock_path(path: &Path) -> PathBuf {

@@ -38,6 +38,7 @@ Environment:
   CONNCTL_KEYRING          force a keyring backend: secret-service or keyutils
   CONNCTL_KEYRING_TIMEOUT  seconds before a keyring call gives up (default 5)
   CONNCTL_CMD_TIMEOUT      seconds a cmd: secret source may run (default 30)
+  CONNCTL_LOCK_TIMEOUT     seconds a write waits for the store lock, like --lock-timeout (default 30)
   VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN
                            where Vault/OpenBao is and the token for vault: sources
                            (override the store's [vault] table; else ~/.vault-token)
@@ -90,6 +91,17 @@ pub struct Cli {
     /// Answer yes to confirmations (sends through production connections)
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+
+    /// Seconds a write waits for another connctl's store lock (0: do not wait)
+    #[arg(
+        long,
+        global = true,
+        env = "CONNCTL_LOCK_TIMEOUT",
+        default_value = "30",
+        value_name = "SECONDS",
+        value_parser = crate::limits::lock_timeout_arg
+    )]
+    pub lock_timeout: std::time::Duration,
 
     #[command(subcommand)]
     pub command: Command,
@@ -470,14 +482,15 @@ pub struct DiffOptions {
     /// Also test both sides and compare what the servers showed (TLS, certificate, status)
     #[arg(long)]
     pub live: bool,
-    /// With --live: seconds before a stage gives up
+    /// With --live: seconds before a stage gives up (above 0, at most 86400)
     #[arg(
         long,
-        default_value_t = 10.0,
+        default_value = "10",
         value_name = "SECONDS",
-        requires = "live"
+        requires = "live",
+        value_parser = crate::limits::timeout_arg
     )]
-    pub timeout: f64,
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -675,9 +688,9 @@ pub struct ConnectionTestArgs {
     /// Accept this HTTP status as success (repeatable); default: any 2xx or 3xx
     #[arg(long = "expect", value_name = "STATUS", value_parser = clap::value_parser!(u16).range(100..=599))]
     pub expect: Vec<u16>,
-    /// Seconds before a stage gives up
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub timeout: f64,
+    /// Seconds before a stage gives up (above 0, at most 86400)
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
     /// Skip server certificate verification (test only; says what it skips)
     #[arg(long)]
     pub insecure: bool,
@@ -723,9 +736,9 @@ pub struct ConnectionSendArgs {
     /// Content-Type of the body [default: application/json]
     #[arg(long)]
     pub content_type: Option<String>,
-    /// Seconds before the send gives up
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub timeout: f64,
+    /// Seconds before the send gives up (above 0, at most 86400)
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
     /// Retry connection failures and 502/503/504 this many times, with backoff
     #[arg(long, default_value_t = 0)]
     pub retry: u32,
@@ -808,8 +821,8 @@ pub struct OauthLoginArgs {
     #[arg(add = complete::oauth_profiles())]
     pub name: String,
     /// Seconds to wait for the person to finish logging in
-    #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
-    pub timeout: f64,
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
 }
 
 /// The private key that signs JWT assertions (jwt_bearer, private_key_jwt).
@@ -1138,9 +1151,9 @@ pub struct InboundServeArgs {
     /// Largest accepted body (e.g. 10MiB, 512KiB, 1000)
     #[arg(long, default_value = "10MiB", value_name = "SIZE")]
     pub max_body: String,
-    /// Seconds a client may take to send a request
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub request_timeout: f64,
+    /// Seconds a client may take to send a request (above 0, at most 3600)
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = crate::limits::request_timeout_arg)]
+    pub request_timeout: std::time::Duration,
 }
 
 // ----- the rest ----------------------------------------------------------

@@ -194,7 +194,7 @@ fn fix(ctx: &Context, orphans: &Orphans) -> Result<Vec<String>> {
         }
     }
     let change::OrphanRemoval { removed, failed } =
-        change::remove_orphans(&ctx.store_path, accounts)?;
+        ctx.with_lock_wait(|wait| change::remove_orphans(&ctx.store_path, wait, accounts))?;
     for account in &removed {
         ctx.out
             .status(&format!("removed orphan keyring entry {account}"));

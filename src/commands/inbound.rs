@@ -1,7 +1,5 @@
 //! `connctl inbound check|serve`.
 
-use std::time::Duration;
-
 use super::Context;
 use crate::cli::{InboundCheckArgs, InboundCommand, InboundServeArgs};
 use crate::error::{Error, Result};
@@ -62,11 +60,6 @@ fn check(ctx: &Context, args: InboundCheckArgs) -> Result<()> {
 fn serve(ctx: &Context, args: InboundServeArgs) -> Result<()> {
     let max_body = inbound::parse_size(&args.max_body)
         .map_err(|message| Error::usage(format!("--max-body: {message}")))?;
-    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
-        return Err(Error::usage(
-            "--request-timeout must be a positive number of seconds",
-        ));
-    }
     inbound::serve(ServeOptions {
         store_path: ctx.store_path.clone(),
         listen: args.listen,
@@ -75,7 +68,7 @@ fn serve(ctx: &Context, args: InboundServeArgs) -> Result<()> {
         client_ca: args.client_ca,
         spool: args.spool,
         max_body,
-        request_timeout: Duration::from_secs_f64(args.request_timeout),
+        request_timeout: args.request_timeout,
         log_requests: !ctx.out.quiet,
     })
 }

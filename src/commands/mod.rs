@@ -32,6 +32,8 @@ pub struct Context {
     pub store_path: PathBuf,
     pub out: Printer,
     pub yes: bool,
+    /// How long a write waits for another process's store lock.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Context {
@@ -48,7 +50,7 @@ impl Context {
         self.out
             .debug(1, &format!("store (write): {}", self.store_path.display()));
         // Hooks that follow every commit (a journal) are passed here.
-        let done = change::commit(&self.store_path, &[], edit)?;
+        let done = self.with_lock_wait(|wait| change::commit(&self.store_path, wait, &[], edit))?;
         for op in &done.secrets {
             match op {
                 SecretChange::Set(at) => self
@@ -83,6 +85,16 @@ impl Context {
             self.out.warn(warning);
         }
         Ok(done)
+    }
+
+    /// How writes wait for another process's store lock: `--lock-timeout`,
+    /// with the waiting notice on stderr.
+    pub fn with_lock_wait<R>(&self, f: impl FnOnce(&crate::store::LockWait) -> R) -> R {
+        let notice = |message: &str| self.out.status(message);
+        f(&crate::store::LockWait {
+            timeout: self.lock_timeout,
+            notice: &notice,
+        })
     }
 
     /// A change to records alone, returning what `edit` returned.

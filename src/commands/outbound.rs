@@ -1,8 +1,6 @@
 //! What `connection test`, `connection send` and `oauth-profile token` share:
 //! the async runtime, flag parsing, choosing the connection, stage rows.
 
-use std::time::Duration;
-
 use http::Method;
 
 use crate::cli::ConnectionTarget;
@@ -22,15 +20,6 @@ pub fn runtime(multi: bool) -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::failed("cannot start the async runtime").with_source(&e))
-}
-
-pub fn timeout(secs: f64) -> Result<Duration> {
-    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(Error::usage(format!(
-            "--timeout {secs}: give a number of seconds above 0"
-        )));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 pub fn method(text: &str) -> Result<Method> {

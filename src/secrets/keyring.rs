@@ -88,7 +88,7 @@ pub fn keyring() -> Result<&'static Keyring> {
 }
 
 fn keyring_timeout() -> Duration {
-    duration_from_env(KEYRING_TIMEOUT_ENV, DEFAULT_KEYRING_TIMEOUT)
+    crate::limits::KEYRING_TIMEOUT.from_env()
 }
 
 /// A backend call that did not come back.

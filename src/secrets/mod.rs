@@ -135,12 +135,9 @@ pub const SERVICE: &str = "connctl";
 /// Chooses the keyring backend (see [`Backend`]).
 pub const KEYRING_ENV: &str = "CONNCTL_KEYRING";
 /// Seconds a keyring call may take before connctl gives up on it (default 5).
-pub const KEYRING_TIMEOUT_ENV: &str = "CONNCTL_KEYRING_TIMEOUT";
+pub const KEYRING_TIMEOUT_ENV: &str = crate::limits::KEYRING_TIMEOUT.name;
 /// Seconds a `cmd:` source may run before it is killed (default 30).
-pub const CMD_TIMEOUT_ENV: &str = "CONNCTL_CMD_TIMEOUT";
-
-const DEFAULT_KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CMD_TIMEOUT_ENV: &str = crate::limits::CMD_TIMEOUT.name;
 
 const CI_HINT: &str = "in CI or on a headless host, supply the secret with --password-env, --password-file or --password-cmd (env:/file:/cmd: sources) instead of the keyring";
 
@@ -225,7 +222,7 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
             Error::secret(format!("secret command `{command}` is empty")).with_cause(context()),
         );
     };
-    let timeout = duration_from_env(CMD_TIMEOUT_ENV, DEFAULT_CMD_TIMEOUT);
+    let timeout = crate::limits::CMD_TIMEOUT.from_env();
     let output = run_with_timeout(program, args, timeout).map_err(|e| {
         let message = match &e {
             CmdFailure::Spawn(err) => format!("cannot run secret command `{program}`: {err}"),
@@ -424,15 +421,6 @@ pub fn split_words(text: &str) -> std::result::Result<Vec<String>, String> {
         words.push(word);
     }
     Ok(words)
-}
-
-fn duration_from_env(var: &str, default: Duration) -> Duration {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(default)
 }
 
 fn seconds(d: Duration) -> String {

@@ -30,9 +30,8 @@ pub const TOKEN_ENV: &str = "VAULT_TOKEN";
 /// Overrides the store's `[vault] auth`: `token`, `approle` or `jwt`.
 pub const AUTH_ENV: &str = "CONNCTL_VAULT_AUTH";
 /// Seconds one Vault request may take (default 30).
-pub const TIMEOUT_ENV: &str = "CONNCTL_VAULT_TIMEOUT";
+pub const TIMEOUT_ENV: &str = crate::limits::VAULT_TIMEOUT.name;
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Vault's answers are small JSON documents; anything larger is refused.
 const MAX_ANSWER: usize = 1 << 20;
 /// A login token is renewed (or the login repeated) when less than this share
@@ -182,7 +181,7 @@ impl Config {
             namespace,
             ca_bundle,
             login,
-            timeout: super::duration_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT),
+            timeout: crate::limits::VAULT_TIMEOUT.from_env(),
         })
     }
 }

@@ -6,6 +6,7 @@ mod demo;
 mod diff;
 mod fleet;
 mod hostile;
+mod hostile_input;
 mod inbound;
 mod outbound;
 mod outbound_oauth;

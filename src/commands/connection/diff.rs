@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::cli::{ConnectionDiffArgs, DiffOptions};
-use crate::commands::outbound::{runtime, timeout};
+use crate::commands::outbound::runtime;
 use crate::commands::{Context, not_found};
 use crate::compare::{self, Comparison, Facts, LiveFacts, Timing};
 use crate::error::{Error, Result};
@@ -83,7 +83,7 @@ pub fn compare_pairs(
         .map(|(name, t)| (name.as_str(), Facts::of(t, compare::read_cert)))
         .collect();
     let live = if options.live {
-        Some(test_all(&targets, timeout(options.timeout)?)?)
+        Some(test_all(&targets, options.timeout)?)
     } else {
         None
     };

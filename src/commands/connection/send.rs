@@ -8,7 +8,7 @@ use http::Method;
 use crate::cli::ConnectionSendArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick, render_path, runtime, timeout, total_ms, variables,
+    method, outcome_error, pick, render_path, runtime, total_ms, variables,
 };
 use crate::error::{Error, Result};
 use crate::model::Environment;
@@ -93,7 +93,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
         body,
         // Without one, a body goes as application/json (`Outbound::http_request`).
         content_type: args.content_type.clone(),
-        timeout: timeout(args.timeout)?,
+        timeout: args.timeout,
         insecure: false,
         // The body goes to stdout as it arrives: memory does not grow with its size.
         read: BodyMode::Stream,

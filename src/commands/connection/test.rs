@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::cli::ConnectionTestArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick, render_path, runtime, stage_rows, timeout, total_ms, variables,
+    method, outcome_error, pick, render_path, runtime, stage_rows, total_ms, variables,
     warn_insecure,
 };
 use crate::error::ErrorKind;
@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     let spec = RequestSpec {
         method: method(&args.method)?,
         path: args.path.clone(),
-        timeout: timeout(args.timeout)?,
+        timeout: args.timeout,
         insecure: args.insecure,
         ..RequestSpec::default()
     };

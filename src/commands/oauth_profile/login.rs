@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, args: OauthLoginArgs) -> Result<()> {
             args.name
         )));
     }
-    let timeout = crate::commands::outbound::timeout(args.timeout)?;
+    let timeout = args.timeout;
     let target = super::token::profile_target(&store, &args.name, &profile)?;
     let client = Outbound::new();
     // The token requests themselves get the usual 30 s each.

@@ -1,0 +1,219 @@
+//! Hostile input (issue 10, input half): a symlinked store, a held lock,
+//! durations out of range, endless and stuck secret sources, escape
+//! sequences from stores, certificates and inbound requests.
+
+use std::os::unix::fs::symlink;
+use std::time::{Duration, Instant};
+
+use crate::support::{TestEnv, write};
+
+/// Holds `path` locked with flock(2), as another connctl would, until dropped.
+struct HeldLock(#[allow(dead_code)] std::fs::File);
+
+impl HeldLock {
+    fn new(path: &std::path::Path) -> Self {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .expect("open the lock file");
+        file.lock().expect("flock");
+        HeldLock(file)
+    }
+}
+
+fn lock_of(store: &std::path::Path) -> std::path::PathBuf {
+    let mut name = store.file_name().expect("name").to_os_string();
+    name.push(".lock");
+    store.with_file_name(name)
+}
+
+#[test]
+fn a_symlinked_store_stays_a_link_and_shares_the_targets_lock() {
+    let env = TestEnv::new();
+    let target = env.path("elsewhere/real.toml");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(env.store.parent().unwrap()).unwrap();
+    symlink(&target, &env.store).unwrap();
+
+    // The first write creates the target through a dangling link.
+    env.ok(&["integration", "add", "via-link"]);
+    assert!(
+        std::fs::symlink_metadata(&env.store)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the store path is no longer a link"
+    );
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(text.contains("via-link"), "{text}");
+    env.ok(&["integration", "edit", "via-link", "--application", "App"]);
+    assert!(
+        std::fs::symlink_metadata(&env.store)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::read_to_string(&target).unwrap().contains("App"));
+
+    // The lock is the target's: held on the target's lock file, a write
+    // through the link waits for it and gives up naming it.
+    let held = HeldLock::new(&lock_of(&target));
+    let run = env.fails(&["integration", "add", "blocked", "--lock-timeout", "1"], 4);
+    assert!(
+        run.stderr.contains(&lock_of(&target).display().to_string()),
+        "{}",
+        run.stderr
+    );
+    drop(held);
+
+    // Writers through the link and through the target, at once, lose nothing.
+    std::thread::scope(|scope| {
+        for (via, path) in [("link", env.store.clone()), ("target", target.clone())] {
+            let env = &env;
+            scope.spawn(move || {
+                for i in 0..8 {
+                    let out = env
+                        .cmd()
+                        .env("CONNCTL_STORE", &path)
+                        .args(["integration", "add", &format!("{via}-{i}")])
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            });
+        }
+    });
+    let list = env.ok(&["integration", "list", "-o", "json"]);
+    for via in ["link", "target"] {
+        for i in 0..8 {
+            assert!(
+                list.contains(&format!("\"{via}-{i}\"")),
+                "{via}-{i}: {list}"
+            );
+        }
+    }
+    assert!(
+        std::fs::symlink_metadata(&env.store)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn a_held_lock_is_announced_then_given_up_with_exit_4() {
+    let env = TestEnv::new();
+    env.ok(&["integration", "add", "first"]);
+    let before = env.store_bytes();
+    let _held = HeldLock::new(&lock_of(&env.store));
+    let started = Instant::now();
+    let run = env.fails(
+        &["integration", "add", "second", "--lock-timeout", "1.5"],
+        4,
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1400), "{waited:?}");
+    let lock = lock_of(&env.store).display().to_string();
+    assert!(
+        run.stderr.contains("waiting for the store lock"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&lock), "{}", run.stderr);
+    assert!(run.stderr.contains("--lock-timeout"), "{}", run.stderr);
+    assert_eq!(env.store_bytes(), before);
+
+    // The variable works like the flag; reads take no lock.
+    let run = env
+        .cmd()
+        .env("CONNCTL_LOCK_TIMEOUT", "0")
+        .args(["integration", "add", "third"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(4));
+    env.ok(&["integration", "list"]);
+}
+
+#[test]
+fn durations_out_of_range_are_usage_errors_or_warnings() {
+    let env = TestEnv::new();
+    for (args, needle) in [
+        (
+            vec!["connection", "test", "x", "--timeout", "1e10"],
+            "at most 86400",
+        ),
+        (vec!["connection", "test", "x", "--timeout", "0"], "above 0"),
+        (
+            vec!["connection", "send", "x", "--timeout", "abc"],
+            "not a number of seconds",
+        ),
+        (
+            vec!["inbound", "serve", "--request-timeout", "1e30"],
+            "at most 3600",
+        ),
+        (vec!["integration", "list", "--lock-timeout=-1"], "from 0"),
+    ] {
+        let run = env.fails(&args, 2);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+
+    // Variables: a warning naming the variable, then the default applies.
+    env.ok(&["integration", "add", "i"]);
+    for (var, value) in [
+        ("CONNCTL_KEYRING_TIMEOUT", "1e30"),
+        ("CONNCTL_KEYRING_TIMEOUT", "abc"),
+        ("CONNCTL_KEYRING_TIMEOUT", "0"),
+        ("CONNCTL_KEYRING_TIMEOUT", "-1"),
+        ("CONNCTL_CMD_TIMEOUT", "1e30"),
+    ] {
+        let out = env
+            .cmd()
+            .env(var, value)
+            .args(["integration", "list"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("warning: {var}:")) && stderr.contains("using the default"),
+            "{var}={value}: {stderr}"
+        );
+    }
+
+    // A cmd: source under CONNCTL_CMD_TIMEOUT=1e30 runs (no panic) with the default.
+    write(&env.path("pw"), "pw\n");
+    env.ok(&[
+        "connection",
+        "add",
+        "i.c",
+        "--integration",
+        "i",
+        "--env",
+        "test",
+        "--url",
+        "https://127.0.0.1:9/x",
+        "--user",
+        "u",
+        "--password-cmd",
+        "echo pw",
+    ]);
+    let out = env
+        .cmd()
+        .env("CONNCTL_CMD_TIMEOUT", "1e30")
+        .args(["connection", "test", "i.c", "--timeout", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert_ne!(out.status.code(), Some(5), "{stderr}");
+}
