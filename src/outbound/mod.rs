@@ -135,6 +135,8 @@ pub struct Target {
     pub mid: Option<(String, MidServer)>,
     /// The protocol profile an OAuth profile's tls_client_auth presents.
     pub oauth_protocol: Option<(String, ProtocolProfile)>,
+    /// Values to try instead of the stored ones (a rotation's test).
+    pub trial: Trial,
 }
 
 impl Target {
@@ -154,6 +156,27 @@ impl Target {
             ))),
             None => Ok(None),
         }
+    }
+}
+
+/// A test of secrets that are not stored yet: `rotate` runs the connection's
+/// staged test with the candidate value in place of the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    /// (kind, record name, field) → the value to use instead of resolving the source.
+    pub secrets: Vec<(RecordKind, String, String, Secret)>,
+    /// Fetch a fresh OAuth token, neither reading nor writing the token cache.
+    pub fresh_token: bool,
+}
+
+impl Trial {
+    fn value_for(&self, at: &SecretRef) -> Option<Secret> {
+        self.secrets
+            .iter()
+            .find(|(kind, name, field, _)| {
+                *kind == at.kind && *name == at.name && *field == at.field
+            })
+            .map(|(_, _, _, value)| value.clone())
     }
 }
 
@@ -206,6 +229,7 @@ impl Target {
             protocol,
             mid,
             oauth_protocol,
+            trial: Trial::default(),
         })
     }
 }
@@ -494,6 +518,11 @@ impl Outbound {
             }
             let mut pending = Vec::new();
             for (what, source, at) in &wanted {
+                if let Some(value) = target.trial.value_for(at) {
+                    used.push(format!("{what} (the value on trial)"));
+                    pending.push(tokio::spawn(async move { Ok(value) }));
+                    continue;
+                }
                 used.push(format!("{what} ({source})"));
                 let (source, at) = (source.clone(), at.clone());
                 pending.push(tokio::spawn(resolve(source, at)));
@@ -658,6 +687,7 @@ impl Outbound {
                         oauth::REFRESH_FIELD,
                     ),
                     signing_key,
+                    uncached: target.trial.fresh_token,
                     route: Route {
                         proxy: token_proxy,
                         tls: TlsSettings {

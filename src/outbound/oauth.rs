@@ -42,6 +42,8 @@ pub struct TokenSource {
     pub refresh_at: SecretRef,
     /// The PEM signing key and where it came from (for messages).
     pub signing_key: Option<(Secret, String)>,
+    /// Neither read nor write the cache: a token for a trial of a new secret.
+    pub uncached: bool,
     /// The way to the token endpoint: the connection's MID server and trust
     /// roots; the client certificate for tls_client_auth.
     pub route: Route,
@@ -208,7 +210,7 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
     let mut notes = Vec::new();
     let login = source.profile.grant.needs_login();
 
-    let cached = if fresh {
+    let cached = if fresh || source.uncached {
         None
     } else {
         let at = source.cache_at.clone();
@@ -275,7 +277,9 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
         None => request(source, None).await?,
     };
 
-    if let Err(e) = cache_token(source, &token).await {
+    if source.uncached {
+        notes.push("fetched for this test only, not cached".to_string());
+    } else if let Err(e) = cache_token(source, &token).await {
         notes.push(format!("token not cached: {}", e.message));
     }
     if !notes.is_empty() {

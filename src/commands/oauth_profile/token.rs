@@ -169,5 +169,6 @@ pub(super) fn profile_target(store: &Store, name: &str, profile: &OauthProfile) 
         oauth,
         protocol: None,
         mid: None,
+        trial: Default::default(),
     })
 }
