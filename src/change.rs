@@ -206,6 +206,8 @@ pub struct ChangeRecord<'a> {
     pub store_path: &'a Path,
     pub before: &'a Store,
     pub after: &'a Store,
+    /// The text the store is replaced with (None: the store file stays as it is).
+    pub text: Option<&'a str>,
     pub touched: &'a [Touched],
     pub sets: Vec<SecretRef>,
     pub deletes: Vec<SecretRef>,
@@ -224,6 +226,10 @@ pub trait CommitHook {
     fn committed(&self, _change: &ChangeRecord<'_>) -> Vec<String> {
         Vec::new()
     }
+
+    /// The change failed after `prepare` (a keyring set or the rename): it
+    /// did not happen; undo what `prepare` wrote.
+    fn aborted(&self, _change: &ChangeRecord<'_>) {}
 }
 
 /// The result of a commit.
@@ -300,6 +306,7 @@ pub fn commit<T>(
         store_path: path,
         before: &before,
         after: &after,
+        text: text.as_deref(),
         touched: &touched,
         sets: sets.iter().map(|(at, _)| at.clone()).collect(),
         deletes: deletes.clone(),
@@ -330,11 +337,15 @@ pub fn commit<T>(
                 });
                 written.push(receipt);
             }
-            Err(err) => return Err(with_vault_undone(err, &written)),
+            Err(err) => {
+                hooks.iter().for_each(|hook| hook.aborted(&record));
+                return Err(with_vault_undone(err, &written));
+            }
         }
     }
     for (done, (at, value)) in sets.iter().enumerate() {
         if let Err(err) = secrets::keyring_set(at, value) {
+            hooks.iter().for_each(|hook| hook.aborted(&record));
             let err = with_restored(err, &previous[..done]);
             return Err(with_vault_undone(err, &written));
         }
@@ -343,6 +354,7 @@ pub fn commit<T>(
     if let Some(text) = &text
         && let Err(err) = store::write_store(path, text)
     {
+        hooks.iter().for_each(|hook| hook.aborted(&record));
         return Err(with_vault_undone(with_restored(err, &previous), &written));
     }
 
@@ -436,6 +448,14 @@ fn deletes_for(
         .into_iter()
         .filter(|at| !kept.contains(&at.account()))
         .collect();
+    // The value a rotation replaced (`<field>.previous`) goes with its record
+    // (looked for where the record kept its secret in the keyring: a record
+    // without one does not make a removal depend on a reachable keyring).
+    for (at, source) in secrets::secret_fields(before) {
+        if source == SecretSource::Keyring && !after.contains(at.kind, &at.name) {
+            out.push(secrets::previous::previous_of(&at));
+        }
+    }
     for at in explicit {
         if !out.contains(&at) {
             out.push(at);

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod compare;
 pub mod error;
 pub mod inbound;
+pub mod journal;
 pub mod limits;
 pub mod model;
 pub mod outbound;

@@ -387,6 +387,17 @@ pub fn write_store(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, text)
 }
 
+/// The store's text on disk, or None when there is no store file yet.
+pub fn read_text(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            Err(Error::invalid(format!("cannot read the store {}", path.display())).with_source(&e))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

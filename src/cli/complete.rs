@@ -485,8 +485,11 @@ fn completion_words(args: &[OsString]) -> Vec<String> {
 /// The NAME of `integration activate NAME` on the command line: the first
 /// word after `activate` that is neither a flag nor a flag's value.
 fn activated_integration(words: &[String]) -> Option<&str> {
-    const TAKE_VALUES: [&str; 5] = ["--connection", "--env", "--store", "--output", "-o"];
-    let start = words.iter().position(|w| w == "activate")? + 1;
+    const TAKE_VALUES: [&str; 6] = ["--connection", "--env", "--to", "--store", "--output", "-o"];
+    let start = words
+        .iter()
+        .position(|w| w == "activate" || w == "rollback")?
+        + 1;
     let mut rest = words[start..].iter();
     while let Some(word) = rest.next() {
         if word == "=" {

@@ -156,6 +156,20 @@ source <(connctl completions bash)\n  \
 connctl completions zsh > ~/.zfunc/_connctl\n  \
 connctl completions fish > ~/.config/fish/completions/connctl.fish")]
     Completions(CompletionsArgs),
+    /// Show the change journal: who changed which record, when, with what command
+    #[command(
+        long_about = "Show the change journal, newest first: every committed change to the store, with \
+its time (UTC), OS user, host, the command (secret values never appear), and each record it touched \
+(added, edited with the fields, removed, activated, deactivated, rotated, restored). Activations \
+name the integration, the environment and the connection that was active before.\n\n\
+The journal is the file beside the store named after it with .journal appended (one JSON object \
+per line, readable with jq).",
+        after_help = "Examples:\n  connctl history\n  \
+connctl history --integration incident-sync --since 7d\n  \
+connctl history --connection incident-sync.prod --limit 5\n  \
+connctl history --since 2026-12-01T08:00:00Z -o json | jq '.[] | select(.action == \"activated\")'"
+    )]
+    History(HistoryArgs),
 }
 
 // ----- value enums -------------------------------------------------------
@@ -345,6 +359,25 @@ recently active. Otherwise connctl lists the candidates and asks you to choose."
         #[arg(add = complete::integrations())]
         name: String,
     },
+    /// Undo the integration's last activation change, as the journal recorded it
+    #[command(
+        long_about = "Undo the integration's most recent activation change: re-activate the connection \
+that was active before it, or deactivate the integration if none was. The rollback is journaled \
+like any activation, so a second rollback returns to where the first one started.\n\n\
+--to CONNECTION activates a connection the journal shows was active for the integration before. \
+A production connection needs a confirmation on the terminal, or --yes.",
+        after_help = "Examples:\n  connctl integration rollback incident-sync\n  \
+connctl integration rollback incident-sync --to incident-sync.test\n  \
+connctl history --integration incident-sync --limit 4"
+    )]
+    Rollback {
+        /// Integration name
+        #[arg(add = complete::integrations())]
+        name: String,
+        /// Activate this connection, which the journal shows active for the integration before
+        #[arg(long, value_name = "CONNECTION", add = complete::integration_connections())]
+        to: Option<String>,
+    },
     /// Compare an integration's connections: each against the active one (or production)
     #[command(
         long_about = "Compare an integration's connections field by field.\n\n\
@@ -443,6 +476,19 @@ connctl connection edit billing.test --unset-secret-var api_key")]
     Test(ConnectionTestArgs),
     /// Send one message through a connection
     Send(ConnectionSendArgs),
+    /// Replace the connection's password, after its staged test passed with the new one
+    #[command(
+        long_about = "Replace the connection's password (Basic, or the resource owner of an OAuth password \
+grant) only after the connection's full staged test passed with the new value. If the test fails, \
+nothing changes and the exit code is the test's. The replaced value is kept in the keyring \
+(<field>.previous): --restore brings it back, tested the same way. The rotation is journaled \
+(never the value).",
+        after_help = "Examples:\n  printf '%s' \"$NEW_PW\" | connctl connection rotate incident-sync.prod --password-stdin\n  \
+connctl connection rotate incident-sync.prod --password-env NEW_PW\n  \
+connctl connection rotate incident-sync.prod --restore\n  \
+connctl connection rotate incident-sync.test --password-stdin --no-test < pw.txt"
+    )]
+    Rotate(ConnectionRotateArgs),
     /// Compare two connections field by field: what differs, and whether it should
     #[command(
         long_about = "Compare two connections field by field.\n\n\
@@ -789,6 +835,18 @@ pub enum OauthProfileCommand {
     },
     /// Fetch (or reuse the cached) access token and show its expiry and scopes
     Token(OauthTokenArgs),
+    /// Replace the client secret, after every active connection using it passed its test with the new one
+    #[command(
+        long_about = "Replace the profile's client secret only after the staged test of every active \
+connection that uses the profile (or of --connection) passed with the new value, with a fresh token \
+fetched for the test (the token cache is neither read nor written). If a test fails, nothing changes \
+and the exit code is the test's. The replaced value is kept in the keyring (client_secret.previous): \
+--restore brings it back, tested the same way.",
+        after_help = "Examples:\n  printf '%s' \"$NEW_SECRET\" | connctl oauth-profile rotate corp-idp --client-secret-stdin\n  \
+connctl oauth-profile rotate corp-idp --client-secret-cmd 'vault kv get -field=secret kv/idp' --connection incident-sync.test\n  \
+connctl oauth-profile rotate corp-idp --restore"
+    )]
+    Rotate(OauthProfileRotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -942,6 +1000,17 @@ pub enum MidServerCommand {
         #[arg(add = complete::mid_servers())]
         name: String,
     },
+    /// Replace the proxy password, after every active connection through it passed its test with the new one
+    #[command(
+        long_about = "Replace the MID server's proxy password only after the staged test of every active \
+connection that goes through it (or of --connection) passed with the new value. If a test fails, \
+nothing changes and the exit code is the test's. The replaced value is kept in the keyring \
+(password.previous): --restore brings it back, tested the same way.",
+        after_help = "Examples:\n  printf '%s' \"$NEW_PW\" | connctl mid-server rotate dmz-mid --password-stdin\n  \
+connctl mid-server rotate dmz-mid --password-env NEW_MID_PW --connection incident-sync.prod\n  \
+connctl mid-server rotate dmz-mid --restore"
+    )]
+    Rotate(MidServerRotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1098,6 +1167,79 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// ----- rotate ---------------------------------------------------------
+
+/// What every `rotate` takes besides the new value.
+#[derive(Debug, Args)]
+pub struct RotateOptions {
+    /// Bring back the value the last rotation replaced (tested first, like a new one)
+    #[arg(long)]
+    pub restore: bool,
+    /// Commit the new value without testing it (a warning says what that risks)
+    #[arg(long)]
+    pub no_test: bool,
+    /// Seconds before a stage of the test gives up
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionRotateArgs {
+    /// Connection name
+    #[arg(add = complete::connections())]
+    pub name: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    #[command(flatten)]
+    pub options: RotateOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct OauthProfileRotateArgs {
+    /// Profile name
+    #[arg(add = complete::oauth_profiles())]
+    pub name: String,
+    #[command(flatten)]
+    pub client_secret: ClientSecretArgs,
+    /// Test through this connection only (default: every active connection using the profile)
+    #[arg(long, add = complete::connections())]
+    pub connection: Option<String>,
+    #[command(flatten)]
+    pub options: RotateOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct MidServerRotateArgs {
+    /// MID server name
+    #[arg(add = complete::mid_servers())]
+    pub name: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Test through this connection only (default: every active connection through the MID server)
+    #[arg(long, add = complete::connections())]
+    pub connection: Option<String>,
+    #[command(flatten)]
+    pub options: RotateOptions,
+}
+
+// ----- history --------------------------------------------------------
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only changes of this integration and its connections
+    #[arg(long, add = complete::integrations())]
+    pub integration: Option<String>,
+    /// Only changes of this connection (and activations that replaced it)
+    #[arg(long, add = complete::connections())]
+    pub connection: Option<String>,
+    /// Only changes since this long ago (90s, 30m, 12h, 7d, 2w) or this time (RFC 3339)
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// At most this many rows (one per record touched), the newest
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 #[cfg(test)]

@@ -152,5 +152,17 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
             ctx.out.status(&format!("removed mid-server '{name}'"));
             Ok(())
         }
+        MidServerCommand::Rotate(args) => super::rotate::run(
+            ctx,
+            super::rotate::Rotate {
+                kind: KIND,
+                name: &args.name,
+                input: password_input(&args.password),
+                restore: args.options.restore,
+                no_test: args.options.no_test,
+                connection: args.connection.as_deref(),
+                timeout: args.options.timeout,
+            },
+        ),
     }
 }

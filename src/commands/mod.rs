@@ -18,6 +18,7 @@ pub mod completions;
 pub mod connection;
 pub mod demo;
 pub mod doctor;
+pub mod history;
 pub mod inbound;
 pub mod inbound_user;
 pub mod integration;
@@ -25,6 +26,7 @@ pub mod mid_server;
 pub mod oauth_profile;
 pub mod outbound;
 pub mod protocol_profile;
+pub mod rotate;
 pub mod transfer;
 
 /// What every command gets: the store path and the printer with the global flags.
@@ -46,12 +48,24 @@ impl Context {
 
     /// Carries out one change to records and their secrets (see
     /// `change::commit`): the only way commands write the store or the keyring.
-    /// Logs the keyring operations at `-v` and warns about entries left behind.
+    /// Every commit is journaled. Logs the keyring operations at `-v` and
+    /// warns about entries left behind.
     pub fn change<T>(&self, edit: impl FnOnce(&mut Draft) -> Result<T>) -> Result<Committed<T>> {
+        self.change_noted(Vec::new(), edit)
+    }
+
+    /// `change`, with journal rows that say more than the records' difference
+    /// (a rotated secret: `rotated`, not `edited`).
+    pub fn change_noted<T>(
+        &self,
+        notes: Vec<crate::journal::Change>,
+        edit: impl FnOnce(&mut Draft) -> Result<T>,
+    ) -> Result<Committed<T>> {
         self.out
             .debug(1, &format!("store (write): {}", self.store_path.display()));
-        // Hooks that follow every commit (a journal) are passed here.
-        let done = self.with_lock_wait(|wait| change::commit(&self.store_path, wait, &[], edit))?;
+        let journal = crate::journal::JournalHook::new(crate::journal::Origin::current(), notes);
+        let done =
+            self.with_lock_wait(|wait| change::commit(&self.store_path, wait, &[&journal], edit))?;
         for op in &done.secrets {
             match op {
                 SecretChange::Set(at) => self
@@ -118,6 +132,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Doctor(args) => doctor::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
         Command::Completions(args) => completions::run(ctx, args),
+        Command::History(args) => history::run(ctx, args),
     }
 }
 

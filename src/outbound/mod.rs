@@ -133,6 +133,29 @@ pub struct Target {
     pub oauth: Option<(String, OauthProfile)>,
     pub protocol: Option<(String, ProtocolProfile)>,
     pub mid: Option<(String, MidServer)>,
+    /// Values to try instead of the stored ones (a rotation's test).
+    pub trial: Trial,
+}
+
+/// A test of secrets that are not stored yet: `rotate` runs the connection's
+/// staged test with the candidate value in place of the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    /// (kind, record name, field) → the value to use instead of resolving the source.
+    pub secrets: Vec<(RecordKind, String, String, Secret)>,
+    /// Fetch a fresh OAuth token, neither reading nor writing the token cache.
+    pub fresh_token: bool,
+}
+
+impl Trial {
+    fn value_for(&self, at: &SecretRef) -> Option<Secret> {
+        self.secrets
+            .iter()
+            .find(|(kind, name, field, _)| {
+                *kind == at.kind && *name == at.name && *field == at.field
+            })
+            .map(|(_, _, _, value)| value.clone())
+    }
 }
 
 impl Target {
@@ -182,6 +205,7 @@ impl Target {
             oauth,
             protocol,
             mid,
+            trial: Trial::default(),
         })
     }
 }
@@ -454,6 +478,11 @@ impl Outbound {
             }
             let mut pending = Vec::new();
             for (what, source, at) in &wanted {
+                if let Some(value) = target.trial.value_for(at) {
+                    used.push(format!("{what} (the value on trial)"));
+                    pending.push(tokio::spawn(async move { Ok(value) }));
+                    continue;
+                }
                 used.push(format!("{what} ({source})"));
                 let (source, at) = (source.clone(), at.clone());
                 pending.push(tokio::spawn(resolve(source, at)));
@@ -598,6 +627,7 @@ impl Outbound {
                     client_secret,
                     owner,
                     cache_at: secret_ref(target, RecordKind::OauthProfile, name, &field),
+                    uncached: target.trial.fresh_token,
                     route: Route {
                         proxy: token_proxy,
                         tls: TlsSettings {

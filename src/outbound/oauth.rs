@@ -30,6 +30,8 @@ pub struct TokenSource {
     /// The resource owner of the password grant: the connection's user and password.
     pub owner: Option<(String, Secret)>,
     pub cache_at: SecretRef,
+    /// Neither read nor write the cache: a token for a trial of a new secret.
+    pub uncached: bool,
     /// The way to the token endpoint: the connection's MID server and trust roots.
     pub route: Route,
 }
@@ -132,7 +134,7 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
     let _guard = lock.lock().await;
     let mut notes = Vec::new();
 
-    let cached = if fresh {
+    let cached = if fresh || source.uncached {
         None
     } else {
         let at = source.cache_at.clone();
@@ -169,10 +171,14 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
         None => request(source, None).await?,
     };
 
-    let at = source.cache_at.clone();
-    let value = cache_json(source, &token);
-    if let Err(e) = off_runtime(move || secrets::keyring_set(&at, &value)).await {
-        notes.push(format!("token not cached: {}", e.message));
+    if source.uncached {
+        notes.push("fetched for this test only, not cached".to_string());
+    } else {
+        let at = source.cache_at.clone();
+        let value = cache_json(source, &token);
+        if let Err(e) = off_runtime(move || secrets::keyring_set(&at, &value)).await {
+            notes.push(format!("token not cached: {}", e.message));
+        }
     }
     if !notes.is_empty() {
         token.note = Some(notes.join("; "));

@@ -16,6 +16,7 @@ mod keyring;
 mod scrub;
 
 pub use keyring::*;
+pub mod previous;
 pub use scrub::scrub;
 pub mod vault;
 

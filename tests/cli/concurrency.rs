@@ -11,10 +11,10 @@ use crate::support::{TestEnv, write};
 
 /// A small xorshift generator: the tests need variety, not quality. The
 /// seed is printed so a failure can be replayed.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn seeded(label: &str) -> Self {
+    pub(crate) fn seeded(label: &str) -> Self {
         let seed = std::env::var("CONNCTL_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -28,20 +28,20 @@ impl Rng {
         Rng(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// connctl as a plain process, for spawning and killing.
-fn connctl(env: &TestEnv) -> Command {
+pub(crate) fn connctl(env: &TestEnv) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_connctl"));
     cmd.env_clear()
         .env("HOME", &env.home)
@@ -56,7 +56,7 @@ fn connctl(env: &TestEnv) -> Command {
 
 /// Connections of `connection list -o json`, by name, without the activation
 /// time stamps (they differ between two runs of the same command).
-fn connections(env: &TestEnv) -> BTreeMap<String, Value> {
+pub(crate) fn connections(env: &TestEnv) -> BTreeMap<String, Value> {
     let run = env.run(&["connection", "list", "-o", "json"]);
     assert_eq!(run.code, 0, "the store does not load:\n{}", run.stderr);
     run.json()
@@ -74,7 +74,7 @@ fn connections(env: &TestEnv) -> BTreeMap<String, Value> {
 
 /// Rule 1 on a listing: at most one active connection per integration.
 #[track_caller]
-fn assert_one_active_per_integration(list: &BTreeMap<String, Value>) {
+pub(crate) fn assert_one_active_per_integration(list: &BTreeMap<String, Value>) {
     let mut active: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, c) in list {
         if c["active"] == Value::Bool(true) {
@@ -221,7 +221,7 @@ fn eight_writers_at_once_lose_nothing() {
 
 /// A valid store of `integrations` integrations with `per` connections
 /// each; the first connection of each integration is active.
-fn big_store(integrations: usize, per: usize) -> String {
+pub(crate) fn big_store(integrations: usize, per: usize) -> String {
     let mut text =
         String::from("version = 1\nstore_id = \"00000000-0000-4000-8000-00000000c0de\"\n");
     for i in 0..integrations {

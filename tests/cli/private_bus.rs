@@ -182,6 +182,17 @@ impl PrivateBus {
     }
 }
 
+impl PrivateBus {
+    /// Kills the gnome-keyring daemon of `with_gnome_keyring` (the last child
+    /// started): the Secret Service vanishes from the bus mid-session.
+    pub fn kill_keyring(&mut self) {
+        if let Some(mut keyring) = self.children.pop() {
+            let _ = keyring.kill();
+            let _ = keyring.wait();
+        }
+    }
+}
+
 impl Drop for PrivateBus {
     fn drop(&mut self) {
         for child in self.children.iter_mut().rev() {

@@ -2,13 +2,12 @@
 //! D-Bus session that scripts/test.sh starts, and kernel keyutils in its
 //! session keyring), the env/file/cmd sources, failures, and leaks.
 
-#[path = "private_bus.rs"]
-mod private_bus;
+use crate::private_bus;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::support::{TestEnv, write};
+use crate::support::{TestEnv, store_id, write};
 use private_bus::PrivateBus;
 
 /// What one run printed, and how it ended.
@@ -57,15 +56,6 @@ fn require_session() {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "no D-Bus session: run the keyring tests through scripts/test.sh"
     );
-}
-
-fn store_id(env: &TestEnv) -> String {
-    let text = env.store_text();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("store_id"))
-        .expect("store_id in the store");
-    line.split('"').nth(1).expect("quoted store_id").to_string()
 }
 
 /// The value the Secret Service holds for a connctl account, read from outside.

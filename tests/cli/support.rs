@@ -53,7 +53,13 @@ impl TestEnv {
     /// is passed on (PATH for `cmd:` sources, the private D-Bus session for
     /// the keyring).
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("connctl"));
+        Command::from_std(self.std_cmd())
+    }
+
+    /// `cmd` as a plain `std::process::Command`, for a child a test starts
+    /// and steers itself (stdin, signals, waiting).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("connctl"));
         cmd.env_clear()
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))

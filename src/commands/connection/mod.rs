@@ -113,6 +113,18 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
         } => copy(ctx, &source, &new, env.into(), url, allow_http),
         ConnectionCommand::Test(args) => test::run(ctx, args),
         ConnectionCommand::Send(args) => send::run(ctx, args),
+        ConnectionCommand::Rotate(args) => crate::commands::rotate::run(
+            ctx,
+            crate::commands::rotate::Rotate {
+                kind: KIND,
+                name: &args.name,
+                input: password_input(&args.password),
+                restore: args.options.restore,
+                no_test: args.options.no_test,
+                connection: None,
+                timeout: args.options.timeout,
+            },
+        ),
         ConnectionCommand::Diff(args) => diff::run(ctx, args),
     }
 }

@@ -1,4 +1,6 @@
-//! `connctl integration ...`
+//! `connctl integration ...`; `rollback` in its own file.
+
+mod rollback;
 
 mod diff;
 
@@ -108,6 +110,7 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
             }
             Ok(())
         }
+        IntegrationCommand::Rollback { name, to } => rollback::run(ctx, &name, to.as_deref()),
         IntegrationCommand::Remove { name } => {
             ctx.update(|store| {
                 if !store.integration.contains_key(&name) {

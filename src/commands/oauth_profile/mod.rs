@@ -159,5 +159,17 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             Ok(())
         }
         OauthProfileCommand::Token(args) => token::run(ctx, args),
+        OauthProfileCommand::Rotate(args) => crate::commands::rotate::run(
+            ctx,
+            crate::commands::rotate::Rotate {
+                kind: RecordKind::OauthProfile,
+                name: &args.name,
+                input: crate::commands::client_secret_input(&args.client_secret),
+                restore: args.options.restore,
+                no_test: args.options.no_test,
+                connection: args.connection.as_deref(),
+                timeout: args.options.timeout,
+            },
+        ),
     }
 }

@@ -81,6 +81,7 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
             oauth: Some((args.name.clone(), profile.clone())),
             protocol: None,
             mid: None,
+            trial: Default::default(),
         },
     };
     let client = Outbound::new();
