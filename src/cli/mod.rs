@@ -416,7 +416,8 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
 --url https://api.example.com/api/incident --auth oauth --oauth-profile corp-idp \\\n      \
 --mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident\n  \
 printf '%s' \"$KEY\" | connctl connection add billing.test --integration billing --env test \\\n      \
---url https://billing.example.com/api --secret-var-stdin api_key --secret-var tenant_token=env:TENANT_TOKEN\n  \
+--url https://billing.example.com/api --secret-var-stdin api_key \\\n      \
+--secret-var tenant_token=env:TENANT_TOKEN\n  \
 connctl connection send billing.test -H 'x-api-key: {{api_key}}' --path /invoices")]
     Add(Box<ConnectionAddArgs>),
     /// List connections
