@@ -560,10 +560,17 @@ pub fn orphans(store: &Store) -> Result<Option<Vec<String>>> {
     let Some(accounts) = secrets::keyring_accounts(&store.store_id)? else {
         return Ok(None);
     };
-    let named: BTreeSet<String> = secrets::named_entries(store)
+    let mut named: BTreeSet<String> = secrets::named_entries(store)
         .iter()
         .map(SecretRef::account)
         .collect();
+    // The value a rotation replaced belongs to its record, whatever source
+    // the record names now (`rotate --restore` brings it back).
+    named.extend(
+        secrets::secret_fields(store)
+            .iter()
+            .map(|(at, _)| secrets::previous::previous_of(at).account()),
+    );
     Ok(Some(
         accounts
             .into_iter()

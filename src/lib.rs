@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod journal;
 pub mod limits;
 pub mod model;
+pub mod monitor;
 pub mod outbound;
 pub mod output;
 pub mod pem;

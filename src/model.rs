@@ -642,6 +642,18 @@ impl Store {
         }
     }
 
+    /// Removes a record; whether it was there.
+    pub fn remove(&mut self, kind: RecordKind, name: &str) -> bool {
+        match kind {
+            RecordKind::Integration => self.integration.remove(name).is_some(),
+            RecordKind::Connection => self.connection.remove(name).is_some(),
+            RecordKind::OauthProfile => self.oauth_profile.remove(name).is_some(),
+            RecordKind::ProtocolProfile => self.protocol_profile.remove(name).is_some(),
+            RecordKind::MidServer => self.mid_server.remove(name).is_some(),
+            RecordKind::InboundUser => self.inbound_user.remove(name).is_some(),
+        }
+    }
+
     pub fn names(&self, kind: RecordKind) -> Vec<&str> {
         fn keys<V>(map: &BTreeMap<String, V>) -> Vec<&str> {
             map.keys().map(String::as_str).collect()

@@ -150,6 +150,8 @@ connctl doctor --fix --yes      # in scripts: no question"
     Doctor(DoctorArgs),
     /// Run the main job end to end on this machine, in a throwaway store
     Demo(DemoArgs),
+    /// Probe connections on a schedule and serve the results as Prometheus metrics
+    Monitor(MonitorArgs),
     /// Print a shell completion script
     #[command(after_help = "Examples (see README.md for every shell):\n  \
 source <(connctl completions bash)\n  \
@@ -1252,4 +1254,45 @@ mod tests {
     fn verify_cli() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Probe the chosen connections every --interval with the staged test of \
+`connection test` and serve the last results on /metrics (Prometheus text format) and /healthz. \
+Scrapes never start a probe; OAuth tokens come from the token cache until shortly before they \
+expire. The store is reloaded when its file changes; while it is invalid the last valid version \
+keeps being probed and connctl_store_reload_errors_total counts the failed loads. \
+SIGTERM or Ctrl-C stops it (exit 0). Metric names and labels: docs/design.md and \
+examples/prometheus/.",
+    after_help = "Examples:\n  connctl monitor --listen 127.0.0.1:9464\n  \
+connctl monitor --listen 0.0.0.0:9464 --interval 15s --active --jobs 32\n  \
+connctl monitor --integration incident-sync --listen 127.0.0.1:9464\n  \
+connctl monitor --once --textfile /var/lib/node_exporter/textfile/connctl.prom"
+)]
+pub struct MonitorArgs {
+    /// Address to serve /metrics and /healthz on (HOST:PORT)
+    #[arg(long, value_name = "ADDR", required_unless_present = "once")]
+    pub listen: Option<String>,
+    /// Time between the starts of two probe cycles (15s, 1m, 1m30s)
+    #[arg(long, default_value = "60s", value_parser = crate::monitor::parse_interval)]
+    pub interval: std::time::Duration,
+    /// Only active connections
+    #[arg(long)]
+    pub active: bool,
+    /// Only the connections of this integration
+    #[arg(long, add = complete::integrations())]
+    pub integration: Option<String>,
+    /// How many connections to probe at once
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Seconds before a stage of a probe gives up (above 0, at most 86400)
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
+    /// Probe once, write the metrics (to --textfile, else stdout) and exit
+    #[arg(long, conflicts_with = "listen")]
+    pub once: bool,
+    /// With --once: write the metrics atomically to this file (node_exporter textfile collector)
+    #[arg(long, value_name = "PATH", conflicts_with = "listen", value_hint = clap::ValueHint::FilePath)]
+    pub textfile: Option<PathBuf>,
 }

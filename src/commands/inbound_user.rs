@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    Context, Named, check_new_name, not_found, password_input, record_json, refuse_if_referenced,
-    source_text, take_secret, used_by,
+    Context, Named, check_new_name, not_found, password_input, record_json, source_text,
+    take_secret, used_by,
 };
 use crate::cli::InboundUserCommand;
 use crate::error::{Error, Result};
@@ -83,19 +83,7 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
                 ("connections", used_by(&store, KIND, &name)),
             ])
         }
-        InboundUserCommand::Remove { name } => {
-            // Its keyring password goes with it (change.rs).
-            ctx.update(|store| {
-                if !store.inbound_user.contains_key(&name) {
-                    return Err(not_found(store, KIND, &name));
-                }
-                refuse_if_referenced(store, KIND, &name)?;
-                store.inbound_user.remove(&name);
-                Ok(())
-            })?;
-            ctx.out.status(&format!("removed inbound-user '{name}'"));
-            Ok(())
-        }
+        InboundUserCommand::Remove { name } => super::remove_record(ctx, KIND, &name),
         InboundUserCommand::SetPassword { name, password } => {
             {
                 let store = ctx.load()?;

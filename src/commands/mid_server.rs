@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{
     Context, check_new_name, check_url, list_records, not_found, password_input, record_json,
-    refuse_if_referenced, source_text, take_secret, used_by,
+    source_text, take_secret, used_by,
 };
 use crate::cli::MidServerCommand;
 use crate::error::{Error, Result};
@@ -139,19 +139,7 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
             super::edited(ctx, KIND, &name, done.changed());
             Ok(())
         }
-        MidServerCommand::Remove { name } => {
-            // Its keyring password goes with it (change.rs).
-            ctx.update(|store| {
-                if !store.mid_server.contains_key(&name) {
-                    return Err(not_found(store, KIND, &name));
-                }
-                refuse_if_referenced(store, KIND, &name)?;
-                store.mid_server.remove(&name);
-                Ok(())
-            })?;
-            ctx.out.status(&format!("removed mid-server '{name}'"));
-            Ok(())
-        }
+        MidServerCommand::Remove { name } => super::remove_record(ctx, KIND, &name),
         MidServerCommand::Rotate(args) => super::rotate::run(
             ctx,
             super::rotate::Rotate {

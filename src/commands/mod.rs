@@ -23,6 +23,7 @@ pub mod inbound;
 pub mod inbound_user;
 pub mod integration;
 pub mod mid_server;
+pub mod monitor;
 pub mod oauth_profile;
 pub mod outbound;
 pub mod protocol_profile;
@@ -131,6 +132,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Import(args) => transfer::import(ctx, args),
         Command::Doctor(args) => doctor::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
+        Command::Monitor(args) => monitor::run(ctx, args),
         Command::Completions(args) => completions::run(ctx, args),
         Command::History(args) => history::run(ctx, args),
     }
@@ -258,6 +260,20 @@ pub fn used_by(store: &crate::model::Store, kind: RecordKind, name: &str) -> Str
     } else {
         users.join(", ")
     }
+}
+
+/// `KIND remove NAME` for every kind but connections: exit 3 when it does
+/// not exist, refused (exit 4) while connections reference it; its keyring
+/// entries go with it (the transaction deletes what the store no longer names).
+pub fn remove_record(ctx: &Context, kind: RecordKind, name: &str) -> Result<()> {
+    ctx.update(|store| {
+        require(store, kind, name)?;
+        refuse_if_referenced(store, kind, name)?;
+        store.remove(kind, name);
+        Ok(())
+    })?;
+    ctx.out.status(&format!("removed {kind} '{name}'"));
+    Ok(())
 }
 
 /// Refuses to remove a record that others reference, naming them.

@@ -3,8 +3,7 @@
 use serde_json::Value;
 
 use super::{
-    Context, check_new_name, existing_file, list_records, not_found, record_json,
-    refuse_if_referenced, used_by,
+    Context, check_new_name, existing_file, list_records, not_found, record_json, used_by,
 };
 use crate::cli::ProtocolProfileCommand;
 use crate::error::{Error, Result};
@@ -139,19 +138,7 @@ pub fn run(ctx: &Context, cmd: ProtocolProfileCommand) -> Result<()> {
             super::edited(ctx, KIND, &name, changed);
             Ok(())
         }
-        ProtocolProfileCommand::Remove { name } => {
-            ctx.update(|store| {
-                if !store.protocol_profile.contains_key(&name) {
-                    return Err(not_found(store, KIND, &name));
-                }
-                refuse_if_referenced(store, KIND, &name)?;
-                store.protocol_profile.remove(&name);
-                Ok(())
-            })?;
-            ctx.out
-                .status(&format!("removed protocol-profile '{name}'"));
-            Ok(())
-        }
+        ProtocolProfileCommand::Remove { name } => super::remove_record(ctx, KIND, &name),
     }
 }
 

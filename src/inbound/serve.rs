@@ -37,6 +37,7 @@ use super::spool::{SPOOL_FILE, Spool};
 use crate::error::{Error, Result};
 use crate::model::{SecretSource, Store, now_rfc3339};
 use crate::secrets::{self, Secret};
+use crate::store::{Stamp, stamp};
 
 /// How long shutdown waits for requests in flight before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -326,7 +327,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<I> {
     }
 }
 
-fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C); also used by `monitor`.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -367,28 +369,6 @@ struct Shared {
     max_body: u64,
     request_timeout: Duration,
     log_requests: bool,
-}
-
-/// What identifies one version of the store file: a write replaces the file
-/// (new inode) or at least changes its size or modification time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    inode: u64,
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(Stamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-        inode,
-    })
 }
 
 struct Snapshot {

@@ -196,10 +196,45 @@ fn resolve_env(var: &str, at: &SecretRef) -> Result<Secret> {
 
 fn resolve_file(path: &std::path::Path, at: &SecretRef) -> Result<Secret> {
     let context = || format!("{} is file:{}", at.describe(), path.display());
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::secret(format!("cannot read secret file {}: {e}", path.display()))
+    let timeout = crate::limits::CMD_TIMEOUT.from_env();
+    // On a thread of its own: opening a FIFO with no writer blocks, and so
+    // does reading a pipe nobody writes to; the command gives up after the
+    // timeout (the blocked thread ends with the process).
+    let (tx, rx) = mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let read = std::fs::File::open(&owned).and_then(read_bounded);
+        let _ = tx.send(read);
+    });
+    let bytes = match rx.recv_timeout(timeout) {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => {
+            return Err(Error::secret(format!(
+                "secret file {} holds more than {}, the most a secret source may give",
+                path.display(),
+                limit_words()
+            ))
             .with_cause(context())
-    })?;
+            .with_hint("point the source at a file that holds the secret alone"));
+        }
+        Ok(Err(e)) => {
+            return Err(
+                Error::secret(format!("cannot read secret file {}: {e}", path.display()))
+                    .with_cause(context()),
+            );
+        }
+        Err(_) => {
+            return Err(Error::secret(format!(
+                "secret file {} gave no end of file within {} (a FIFO or pipe with no writer?)",
+                path.display(),
+                seconds(timeout)
+            ))
+            .with_cause(context())
+            .with_hint(format!(
+                "make sure something writes the secret into it, or raise {CMD_TIMEOUT_ENV} (seconds)"
+            )));
+        }
+    };
     let mut text = String::from_utf8(bytes).map_err(|_| {
         Error::secret(format!("secret file {} is not valid UTF-8", path.display()))
             .with_cause(context())
@@ -211,6 +246,21 @@ fn resolve_file(path: &std::path::Path, at: &SecretRef) -> Result<Secret> {
         );
     }
     Ok(Secret::new(text))
+}
+
+/// Reads at most [`MAX_SECRET_BYTES`](crate::limits::MAX_SECRET_BYTES);
+/// `None` when there is more (an endless source such as `/dev/zero` stops here).
+fn read_bounded(reader: impl Read) -> std::io::Result<Option<Vec<u8>>> {
+    let limit = crate::limits::MAX_SECRET_BYTES;
+    let mut bytes = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= limit).then_some(bytes))
+}
+
+/// The limit in words: "64 KiB (65536 bytes)".
+fn limit_words() -> String {
+    let limit = crate::limits::MAX_SECRET_BYTES;
+    format!("{} KiB ({limit} bytes)", limit / 1024)
 }
 
 fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
@@ -228,13 +278,18 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
         let message = match &e {
             CmdFailure::Spawn(err) => format!("cannot run secret command `{program}`: {err}"),
             CmdFailure::TimedOut => format!(
-                "secret command `{command}` did not finish within {} and was killed",
+                "secret command `{command}` did not finish within {} and was killed (with its process group)",
                 seconds(timeout)
+            ),
+            CmdFailure::TooLong => format!(
+                "secret command `{command}` printed more than {}, the most a secret source may give; it was killed",
+                limit_words()
             ),
         };
         let hint = match &e {
             CmdFailure::Spawn(_) => "the command runs without a shell: write `cmd:sh -c '...'` to use one, and check that the program is on PATH".to_string(),
             CmdFailure::TimedOut => format!("raise {CMD_TIMEOUT_ENV} (seconds) if the command is slow"),
+            CmdFailure::TooLong => "the command must print the secret alone".to_string(),
         };
         Error::secret(message).with_cause(context()).with_hint(hint)
     })?;
@@ -280,6 +335,7 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
 enum CmdFailure {
     Spawn(std::io::Error),
     TimedOut,
+    TooLong,
 }
 
 struct CmdOutput {
@@ -288,7 +344,9 @@ struct CmdOutput {
     stderr: Vec<u8>,
 }
 
-/// Runs a program with no stdin and captured output; kills it after `timeout`.
+/// Runs a program with no stdin and captured output, in a process group of
+/// its own; after `timeout`, or once stdout passes the secret limit, the
+/// whole group is killed (so are children it started in the background).
 /// The output readers run on their own threads so a grandchild that keeps a
 /// pipe open cannot hang connctl either.
 fn run_with_timeout(
@@ -297,21 +355,37 @@ fn run_with_timeout(
     timeout: Duration,
 ) -> std::result::Result<CmdOutput, CmdFailure> {
     let deadline = Instant::now() + timeout;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(CmdFailure::Spawn)?;
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().map_err(CmdFailure::Spawn)?;
+    let group = ProcessGroup(child.id());
     let stdout = read_pipe_in_background(child.stdout.take());
     let stderr = read_pipe_in_background(child.stderr.take());
+    let mut out: Option<Vec<u8>> = None;
     let status = loop {
+        if out.is_none()
+            && let Ok(bytes) = stdout.try_recv()
+        {
+            match bytes {
+                Some(bytes) => out = Some(bytes),
+                None => {
+                    group.kill();
+                    let _ = child.wait();
+                    return Err(CmdFailure::TooLong);
+                }
+            }
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
-                let _ = child.kill();
+                group.kill();
                 let _ = child.wait();
                 return Err(CmdFailure::TimedOut);
             }
@@ -319,10 +393,26 @@ fn run_with_timeout(
         }
     };
     let remaining = || deadline.saturating_duration_since(Instant::now());
-    let stdout = stdout
+    let stdout = match out {
+        Some(bytes) => bytes,
+        None => match stdout.recv_timeout(remaining()) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                group.kill();
+                return Err(CmdFailure::TooLong);
+            }
+            Err(_) => {
+                // Something the command started still holds stdout open.
+                group.kill();
+                return Err(CmdFailure::TimedOut);
+            }
+        },
+    };
+    let stderr = stderr
         .recv_timeout(remaining())
-        .map_err(|_| CmdFailure::TimedOut)?;
-    let stderr = stderr.recv_timeout(remaining()).unwrap_or_default();
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     Ok(CmdOutput {
         status,
         stdout,
@@ -330,16 +420,30 @@ fn run_with_timeout(
     })
 }
 
-fn read_pipe_in_background(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+/// The process group a `cmd:` source runs in (its id is the leader's pid).
+struct ProcessGroup(u32);
+
+impl ProcessGroup {
+    fn kill(&self) {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(self.0) {
+            // SAFETY: kill(2) with a negative pid signals the group we created.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Reads a pipe to its end (at most the secret limit: `None` past it) on a thread.
+fn read_pipe_in_background(
+    pipe: Option<impl Read + Send + 'static>,
+) -> mpsc::Receiver<Option<Vec<u8>>> {
     let (tx, rx) = mpsc::channel();
-    if let Some(mut pipe) = pipe {
+    if let Some(pipe) = pipe {
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            let _ = tx.send(buf);
+            let _ = tx.send(read_bounded(pipe).unwrap_or_default());
         });
     } else {
-        let _ = tx.send(Vec::new());
+        let _ = tx.send(Some(Vec::new()));
     }
     rx
 }
@@ -563,10 +667,14 @@ fn vault_reference(reference: &str) -> Result<SecretSource> {
 
 /// All of stdin, one trailing newline trimmed; empty input is a usage error.
 fn read_stdin_secret() -> Result<Secret> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?;
+    let bytes = read_bounded(std::io::stdin().lock())
+        .map_err(|e| Error::usage(format!("cannot read the secret from stdin: {e}")))?
+        .ok_or_else(|| {
+            Error::secret(format!(
+                "the secret on stdin is longer than {}, the most a secret may be",
+                limit_words()
+            ))
+        })?;
     let mut text = String::from_utf8(bytes)
         .map_err(|_| Error::usage("the secret on stdin is not valid UTF-8"))?;
     trim_one_newline(&mut text);

@@ -3,6 +3,7 @@
 //! sequences from stores, certificates and inbound requests.
 
 use std::os::unix::fs::symlink;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{TestEnv, write};
@@ -216,4 +217,122 @@ fn durations_out_of_range_are_usage_errors_or_warnings() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(101), "{stderr}");
     assert_ne!(out.status.code(), Some(5), "{stderr}");
+}
+
+/// A Basic connection whose password comes from `password_flag VALUE`.
+fn basic_connection(env: &TestEnv, password_flag: &str, value: &str) {
+    env.ok(&["integration", "add", "i"]);
+    env.ok(&[
+        "connection",
+        "add",
+        "i.c",
+        "--integration",
+        "i",
+        "--env",
+        "test",
+        "--url",
+        "https://127.0.0.1:9/x",
+        "--user",
+        "u",
+        password_flag,
+        value,
+    ]);
+}
+
+#[test]
+fn endless_secret_sources_stop_at_the_limit() {
+    for (flag, value) in [("--password-cmd", "yes"), ("--password-file", "/dev/zero")] {
+        let env = TestEnv::new();
+        basic_connection(&env, flag, value);
+        let started = Instant::now();
+        let run = env.fails(&["connection", "test", "i.c"], 5);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{flag} {value} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            run.stderr.contains("64 KiB (65536 bytes)"),
+            "{flag} {value}: {}",
+            run.stderr
+        );
+    }
+
+    // stdin too: the secret given on stdin stops at the limit.
+    let env = TestEnv::new();
+    env.ok(&["inbound-user", "add", "partner", "--password-env", "PW"]);
+    let big = "x".repeat(70 * 1024);
+    let out = env
+        .cmd()
+        .env("PW", "right")
+        .args(["inbound", "check", "partner", "--password-stdin"])
+        .write_stdin(big)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("64 KiB"), "{stderr}");
+}
+
+#[test]
+fn a_fifo_with_no_writer_gives_up_after_the_timeout() {
+    let env = TestEnv::new();
+    let fifo = env.path("pw.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    basic_connection(&env, "--password-file", fifo.to_str().unwrap());
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .env("CONNCTL_CMD_TIMEOUT", "1")
+        .args(["connection", "test", "i.c"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("no writer"), "{stderr}");
+    assert!(stderr.contains("CONNCTL_CMD_TIMEOUT"), "{stderr}");
+}
+
+/// Whether a process is still running (a zombie waiting for its reaper is not).
+fn running(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_timed_out_command_source_takes_its_background_children_along() {
+    let env = TestEnv::new();
+    let pid_file = env.path("child.pid");
+    let command = format!("sh -c 'sleep 300 & echo $! > {}; wait'", pid_file.display());
+    basic_connection(&env, "--password-cmd", &command);
+    let out = env
+        .cmd()
+        .env("CONNCTL_CMD_TIMEOUT", "1")
+        .args(["connection", "test", "i.c"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("process group"), "{stderr}");
+    let pid = std::fs::read_to_string(&pid_file).expect("the command wrote its child's pid");
+    let pid = pid.trim();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !running(pid),
+        "the background child {pid} of the timed-out command still runs"
+    );
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{Context, check_new_name, not_found, record_json, refuse_if_referenced};
+use super::{Context, check_new_name, not_found, record_json};
 use crate::cli::IntegrationCommand;
 use crate::error::{Error, Result};
 use crate::model::{Environment, Integration, RecordKind, Store, now_rfc3339};
@@ -111,18 +111,7 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
             Ok(())
         }
         IntegrationCommand::Rollback { name, to } => rollback::run(ctx, &name, to.as_deref()),
-        IntegrationCommand::Remove { name } => {
-            ctx.update(|store| {
-                if !store.integration.contains_key(&name) {
-                    return Err(not_found(store, KIND, &name));
-                }
-                refuse_if_referenced(store, KIND, &name)?;
-                store.integration.remove(&name);
-                Ok(())
-            })?;
-            ctx.out.status(&format!("removed integration '{name}'"));
-            Ok(())
-        }
+        IntegrationCommand::Remove { name } => super::remove_record(ctx, KIND, &name),
         IntegrationCommand::Diff(args) => diff::run(ctx, args),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::cli::OauthProfileCommand;
 use crate::commands::{
     Context, check_new_name, check_url, client_secret_input, list_records, not_found, record_json,
-    refuse_if_referenced, source_text, take_secret, used_by,
+    source_text, take_secret, used_by,
 };
 use crate::error::{Error, Result};
 use crate::model::{OauthProfile, RecordKind};
@@ -145,19 +145,7 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             super::edited(ctx, KIND, &name, done.changed());
             Ok(())
         }
-        OauthProfileCommand::Remove { name } => {
-            // Its keyring client secret and token cache go with it (change.rs).
-            ctx.update(|store| {
-                if !store.oauth_profile.contains_key(&name) {
-                    return Err(not_found(store, KIND, &name));
-                }
-                refuse_if_referenced(store, KIND, &name)?;
-                store.oauth_profile.remove(&name);
-                Ok(())
-            })?;
-            ctx.out.status(&format!("removed oauth-profile '{name}'"));
-            Ok(())
-        }
+        OauthProfileCommand::Remove { name } => super::remove_record(ctx, KIND, &name),
         OauthProfileCommand::Token(args) => token::run(ctx, args),
         OauthProfileCommand::Rotate(args) => crate::commands::rotate::run(
             ctx,
