@@ -164,6 +164,7 @@ pub(super) fn profile_target(store: &Store, name: &str, profile: &OauthProfile) 
             inbound_user: None,
             last_activated: None,
             variables: Default::default(),
+            secret_variables: Default::default(),
         },
         oauth_protocol: Target::oauth_protocol_of(store, &oauth)?,
         oauth,
