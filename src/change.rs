@@ -391,7 +391,8 @@ fn check_set_target(after: &Store, at: &SecretRef) -> Result<()> {
         .into_iter()
         .find(|(f, _)| f == at)
         .map(|(_, source)| source);
-    let is_store_field = ["password", "client_secret"].contains(&at.field.as_str());
+    let is_store_field =
+        ["password", "client_secret"].contains(&at.field.as_str()) || at.field.starts_with("var.");
     if is_store_field && field != Some(SecretSource::Keyring) {
         return Err(Error::failed(format!(
             "internal: a value for {} was planned, but the record does not keep it in the keyring",
@@ -559,10 +560,17 @@ pub fn orphans(store: &Store) -> Result<Option<Vec<String>>> {
     let Some(accounts) = secrets::keyring_accounts(&store.store_id)? else {
         return Ok(None);
     };
-    let named: BTreeSet<String> = secrets::named_entries(store)
+    let mut named: BTreeSet<String> = secrets::named_entries(store)
         .iter()
         .map(SecretRef::account)
         .collect();
+    // The value a rotation replaced belongs to its record, whatever source
+    // the record names now (`rotate --restore` brings it back).
+    named.extend(
+        secrets::secret_fields(store)
+            .iter()
+            .map(|(at, _)| secrets::previous::previous_of(at).account()),
+    );
     Ok(Some(
         accounts
             .into_iter()

@@ -169,6 +169,15 @@ fn a_password_the_endpoint_accepts_is_tested_then_committed() {
         Some("old-pw-1")
     );
 
+    // The kept value is no orphan: `doctor --fix` leaves it.
+    let doctor = env.run(&["-o", "json", "doctor"]);
+    assert_eq!(
+        doctor.json()["orphans"],
+        serde_json::json!([]),
+        "{}",
+        doctor.stdout
+    );
+
     // Journaled, never the value.
     let top = &env.run(&["-o", "json", "history", "--limit", "1"]).json()[0];
     assert_eq!(top["action"], "rotated");
