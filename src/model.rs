@@ -377,6 +377,10 @@ pub struct Connection {
     pub last_activated: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// Variables whose value is a secret: only the source is stored
+    /// (`[connection."X".secret_variables]`); resolved in the secrets stage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_variables: BTreeMap<String, SecretSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -889,6 +893,20 @@ impl Store {
                         name,
                         Some("variables"),
                         format!("connection '{name}' has a variable with an empty name"),
+                    );
+                }
+            }
+            for key in c.secret_variables.keys() {
+                if key.is_empty() || c.variables.contains_key(key) {
+                    push(
+                        "secret_variables: names are not empty and not also plain variables",
+                        kind,
+                        name,
+                        Some("secret_variables"),
+                        format!(
+                            "connection '{name}' has secret variable '{}', which is empty or also a plain variable",
+                            key.escape_debug()
+                        ),
                     );
                 }
             }

@@ -416,8 +416,12 @@ printf '%s' \"$PW\" | connctl connection add incident-sync.test \\\n      \
 --auth basic --user svc.incident --password-stdin\n  \
 connctl connection add incident-sync.prod --integration incident-sync --env production \\\n      \
 --url https://api.example.com/api/incident --auth oauth --oauth-profile corp-idp \\\n      \
---mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident")]
-    Add(ConnectionAddArgs),
+--mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident\n  \
+printf '%s' \"$KEY\" | connctl connection add billing.test --integration billing --env test \\\n      \
+--url https://billing.example.com/api --secret-var-stdin api_key \\\n      \
+--secret-var tenant_token=env:TENANT_TOKEN\n  \
+connctl connection send billing.test -H 'x-api-key: {{api_key}}' --path /invoices")]
+    Add(Box<ConnectionAddArgs>),
     /// List connections
     List(ConnectionListArgs),
     /// Show one connection
@@ -427,7 +431,11 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
         name: String,
     },
     /// Change a connection; only the flags given change
-    Edit(ConnectionEditArgs),
+    #[command(after_help = "Examples:\n  \
+connctl connection edit billing.test --secret-var api_key=vault:secret/billing#api_key\n  \
+printf '%s' \"$KEY\" | connctl connection edit billing.test --secret-var-stdin api_key\n  \
+connctl connection edit billing.test --unset-secret-var api_key")]
+    Edit(Box<ConnectionEditArgs>),
     /// Activate a connection, deactivating the integration's others
     Activate {
         /// Connection name
@@ -575,6 +583,16 @@ pub struct ConnectionAddArgs {
     /// A variable KEY=VALUE (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
+    /// A secret variable KEY=env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD: only the source is stored; {{KEY}} in a header value is filled in the secrets stage (repeatable)
+    #[arg(long = "secret-var", value_name = "KEY=SOURCE")]
+    pub secret_vars: Vec<String>,
+    /// A secret variable KEY whose value is read from stdin into the keyring
+    #[arg(
+        long = "secret-var-stdin",
+        value_name = "KEY",
+        conflicts_with = "password_stdin"
+    )]
+    pub secret_var_stdin: Option<String>,
     /// Make it the integration's active connection
     #[arg(long)]
     pub activate: bool,
@@ -657,6 +675,19 @@ pub struct ConnectionEditArgs {
     /// Remove a variable (repeatable)
     #[arg(long = "unset-var", value_name = "KEY")]
     pub unset_vars: Vec<String>,
+    /// A secret variable KEY=env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD: only the source is stored; {{KEY}} in a header value is filled in the secrets stage (repeatable)
+    #[arg(long = "secret-var", value_name = "KEY=SOURCE")]
+    pub secret_vars: Vec<String>,
+    /// A secret variable KEY whose value is read from stdin into the keyring
+    #[arg(
+        long = "secret-var-stdin",
+        value_name = "KEY",
+        conflicts_with = "password_stdin"
+    )]
+    pub secret_var_stdin: Option<String>,
+    /// Remove a secret variable and its keyring entry (repeatable)
+    #[arg(long = "unset-secret-var", value_name = "KEY")]
+    pub unset_secret_vars: Vec<String>,
 }
 
 /// Which connection(s) a test or send is about.

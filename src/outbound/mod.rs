@@ -222,6 +222,12 @@ pub struct RequestSpec {
     pub insecure: bool,
     /// How much of the endpoint's body to read (`send` streams it).
     pub read: BodyMode,
+    /// Header values that use secret variables, unrendered: filled in after
+    /// the secrets stage with `variables` and the resolved secret variables.
+    pub secret_headers: Vec<(HeaderName, String)>,
+    /// The secret variables those headers use, with their sources.
+    pub secret_variables: Vec<(String, SecretSource)>,
+    pub variables: Option<crate::template::Variables>,
 }
 
 impl Default for RequestSpec {
@@ -235,6 +241,9 @@ impl Default for RequestSpec {
             timeout: Duration::from_secs(30),
             insecure: false,
             read: BodyMode::Head(limits::TEST_BODY),
+            secret_headers: Vec::new(),
+            secret_variables: Vec::new(),
+            variables: None,
         }
     }
 }
@@ -282,6 +291,8 @@ pub struct Prepared {
     pub basic: Option<(String, Secret)>,
     pub token_source: Option<oauth::TokenSource>,
     pub route: Route,
+    /// Headers filled with secret variables (marked sensitive).
+    pub secret_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The result of one exchange through a connection.
@@ -433,7 +444,7 @@ impl Outbound {
                     .oauth
                     .as_ref()
                     .is_some_and(|(_, p)| p.grant == Grant::Password);
-            let mut wanted: Vec<(&'static str, SecretSource, SecretRef)> = Vec::new();
+            let mut wanted: Vec<(String, SecretSource, SecretRef)> = Vec::new();
             let mut user = None;
             if needs_password {
                 user = Some(conn.user.clone().ok_or_else(|| {
@@ -446,19 +457,24 @@ impl Outbound {
                     ))
                 })?;
                 let at = secret_ref(target, RecordKind::Connection, &target.name, "password");
-                wanted.push(("connection password", source, at));
+                wanted.push(("connection password".into(), source, at));
             }
             if let Some((name, profile)) = &target.oauth
                 && let Some(source) = &profile.client_secret
             {
                 let at = secret_ref(target, RecordKind::OauthProfile, name, "client_secret");
-                wanted.push(("OAuth client secret", source.clone(), at));
+                wanted.push(("OAuth client secret".into(), source.clone(), at));
             }
             if let Some((name, mid)) = &target.mid
                 && let Some(source) = &mid.password
             {
                 let at = secret_ref(target, RecordKind::MidServer, name, "password");
-                wanted.push(("MID server password", source.clone(), at));
+                wanted.push(("MID server password".into(), source.clone(), at));
+            }
+            for (key, source) in &spec.secret_variables {
+                let field = format!("var.{key}");
+                let at = secret_ref(target, RecordKind::Connection, &target.name, &field);
+                wanted.push((format!("secret variable '{key}'"), source.clone(), at));
             }
             let mut pending = Vec::new();
             for (what, source, at) in &wanted {
@@ -480,20 +496,27 @@ impl Outbound {
                         message: format!("{what}: {}", e.message),
                         ..e
                     })?;
-                values.insert(*what, value);
+                values.insert(what.clone(), value);
             }
             let basic_or_owner = match (user, values.remove("connection password")) {
                 (Some(user), Some(password)) => Some((user, password)),
                 _ => None,
             };
+            let mut secret_values = std::collections::BTreeMap::new();
+            for (key, _) in &spec.secret_variables {
+                if let Some(value) = values.remove(&format!("secret variable '{key}'")) {
+                    secret_values.insert(key.clone(), value);
+                }
+            }
             Ok::<_, Error>((
                 basic_or_owner,
                 values.remove("OAuth client secret"),
                 values.remove("MID server password"),
+                secret_values,
             ))
         }
         .await;
-        let (basic_or_owner, client_secret, mid_password) =
+        let (basic_or_owner, client_secret, mid_password, secret_values) =
             trace.record(Stage::Secrets, started, secrets, |_| {
                 if used.is_empty() {
                     "no secrets needed".to_string()
@@ -501,6 +524,24 @@ impl Outbound {
                     format!("resolved {}", used.join(", "))
                 }
             })?;
+
+        let mut secret_headers = Vec::new();
+        for (name, template) in &spec.secret_headers {
+            let what = format!("header '{name}'");
+            let filled = match &spec.variables {
+                Some(vars) => vars.render_secret_text(&what, template, &secret_values)?,
+                None => Secret::new(template.clone()),
+            };
+            // The message never repeats the value: it holds a secret.
+            let mut value = HeaderValue::from_str(filled.expose().trim()).map_err(|_| {
+                Error::invalid(format!(
+                    "the value of header '{name}' is not valid once its secret variables are filled in"
+                ))
+                .with_hint("a header value is one line of visible characters; check the secret's value")
+            })?;
+            value.set_sensitive(true);
+            secret_headers.push((name.clone(), value));
+        }
 
         let url = join_path(&conn.endpoint_url, spec.path.as_deref())?;
         let host = url.host_str().unwrap_or_default().to_string();
@@ -609,6 +650,7 @@ impl Outbound {
             basic,
             token_source,
             route,
+            secret_headers,
         })
     }
 
@@ -668,7 +710,7 @@ impl Outbound {
             headers.insert(http::header::AUTHORIZATION, value);
         }
         // The operator's own headers win over the defaults.
-        for (name, value) in &spec.headers {
+        for (name, value) in spec.headers.iter().chain(&prepared.secret_headers) {
             headers.insert(name.clone(), value.clone());
         }
         HttpRequest {

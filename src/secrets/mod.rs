@@ -765,6 +765,15 @@ pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
     for (name, u) in &store.inbound_user {
         push(RecordKind::InboundUser, name, "password", &u.password);
     }
+    for (name, c) in &store.connection {
+        for (key, source) in &c.secret_variables {
+            let field = format!("var.{key}");
+            fields.push((
+                SecretRef::new(id, RecordKind::Connection, name, &field),
+                source.clone(),
+            ));
+        }
+    }
     fields
 }
 

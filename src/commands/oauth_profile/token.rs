@@ -76,6 +76,7 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
                 inbound_user: None,
                 last_activated: None,
                 variables: Default::default(),
+                secret_variables: Default::default(),
             },
             oauth: Some((args.name.clone(), profile.clone())),
             protocol: None,
