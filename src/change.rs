@@ -391,7 +391,8 @@ fn check_set_target(after: &Store, at: &SecretRef) -> Result<()> {
         .into_iter()
         .find(|(f, _)| f == at)
         .map(|(_, source)| source);
-    let is_store_field = ["password", "client_secret"].contains(&at.field.as_str());
+    let is_store_field = ["password", "client_secret", "signing_key"].contains(&at.field.as_str())
+        || at.field.starts_with("var.");
     if is_store_field && field != Some(SecretSource::Keyring) {
         return Err(Error::failed(format!(
             "internal: a value for {} was planned, but the record does not keep it in the keyring",

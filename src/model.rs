@@ -158,6 +158,12 @@ pub enum Grant {
     #[default]
     ClientCredentials,
     Password,
+    /// RFC 6749 §4.1 with PKCE: a person logs in once (`oauth-profile login`).
+    AuthorizationCode,
+    /// RFC 8628: a person approves on another device (`oauth-profile login`).
+    DeviceCode,
+    /// RFC 7523 §2.1: a signed assertion is the grant.
+    JwtBearer,
 }
 
 impl Grant {
@@ -165,16 +171,30 @@ impl Grant {
         match self {
             Grant::ClientCredentials => "client_credentials",
             Grant::Password => "password",
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::DeviceCode => "device_code",
+            Grant::JwtBearer => "jwt_bearer",
         }
+    }
+
+    /// Grants a person starts with `oauth-profile login`, kept alive by refresh tokens.
+    pub fn needs_login(self) -> bool {
+        matches!(self, Grant::AuthorizationCode | Grant::DeviceCode)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     #[default]
     Basic,
     Body,
+    /// A public client: its id only (PKCE, device flow).
+    None,
+    /// RFC 7523 §2.2: a JWT signed with the profile's signing key.
+    PrivateKeyJwt,
+    /// RFC 8705: the protocol profile's client certificate.
+    TlsClientAuth,
 }
 
 impl ClientAuth {
@@ -182,7 +202,15 @@ impl ClientAuth {
         match self {
             ClientAuth::Basic => "basic",
             ClientAuth::Body => "body",
+            ClientAuth::None => "none",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
         }
+    }
+
+    /// Whether the client proves itself with a client secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, ClientAuth::Basic | ClientAuth::Body)
     }
 }
 
@@ -377,9 +405,13 @@ pub struct Connection {
     pub last_activated: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// Variables whose value is a secret: only the source is stored
+    /// (`[connection."X".secret_variables]`); resolved in the secrets stage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_variables: BTreeMap<String, SecretSource>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OauthProfile {
     pub token_url: String,
@@ -392,6 +424,35 @@ pub struct OauthProfile {
     pub client_auth: ClientAuth,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    // Issue 15 additions (docs/design.md, "OAuth 2.0 on the oauth2 crate"):
+    // all optional, so older stores read unchanged and write back byte-identical.
+    /// The issuer whose discovery metadata filled the endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_url: Option<String>,
+    /// The loopback redirect URI registered for the authorization code grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// The private key (PEM) for jwt_bearer and private_key_jwt: a secret source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SecretSource>,
+    /// The `kid` put in the header of signed assertions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The `sub` of a jwt_bearer assertion [default: the client id].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The `aud` of signed assertions [default: the token URL].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The protocol profile whose certificate tls_client_auth presents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -697,6 +758,13 @@ impl Store {
                 out.push((RecordKind::Connection, cname.clone()));
             }
         }
+        if kind == RecordKind::ProtocolProfile {
+            for (pname, p) in &self.oauth_profile {
+                if is(&p.protocol_profile) {
+                    out.push((RecordKind::OauthProfile, pname.clone()));
+                }
+            }
+        }
         out
     }
 
@@ -892,6 +960,20 @@ impl Store {
                     );
                 }
             }
+            for key in c.secret_variables.keys() {
+                if key.is_empty() || c.variables.contains_key(key) {
+                    push(
+                        "secret_variables: names are not empty and not also plain variables",
+                        kind,
+                        name,
+                        Some("secret_variables"),
+                        format!(
+                            "connection '{name}' has secret variable '{}', which is empty or also a plain variable",
+                            key.escape_debug()
+                        ),
+                    );
+                }
+            }
             if c.active {
                 if let Some(other) = active_by_integration.insert(&c.integration, name) {
                     push(
@@ -937,6 +1019,65 @@ impl Store {
                     name,
                     Some("client_id"),
                     format!("oauth-profile '{name}' has an empty client_id"),
+                );
+            }
+            for (field, url) in [
+                ("authorization_url", &p.authorization_url),
+                ("device_authorization_url", &p.device_authorization_url),
+                ("revocation_url", &p.revocation_url),
+                ("issuer", &p.issuer),
+            ] {
+                if let Some(url) = url
+                    && let Err(message) = check_http_url(url)
+                {
+                    push(
+                        RULE_URL,
+                        RecordKind::OauthProfile,
+                        name,
+                        Some(field),
+                        message,
+                    );
+                }
+            }
+            let needs = |field: &'static str, what: &str| (field, what.to_string());
+            let mut missing = Vec::new();
+            if p.grant == Grant::AuthorizationCode && p.authorization_url.is_none() {
+                missing.push(needs("authorization_url", "the authorization_code grant"));
+            }
+            if p.grant == Grant::DeviceCode && p.device_authorization_url.is_none() {
+                missing.push(needs("device_authorization_url", "the device_code grant"));
+            }
+            if (p.grant == Grant::JwtBearer || p.client_auth == ClientAuth::PrivateKeyJwt)
+                && p.signing_key.is_none()
+            {
+                missing.push(needs(
+                    "signing_key",
+                    "the jwt_bearer grant and private_key_jwt client auth",
+                ));
+            }
+            if p.client_auth == ClientAuth::TlsClientAuth && p.protocol_profile.is_none() {
+                missing.push(needs("protocol_profile", "tls_client_auth"));
+            }
+            for (field, what) in missing {
+                push(
+                    "oauth profiles have what their grant and client auth need",
+                    RecordKind::OauthProfile,
+                    name,
+                    Some(field),
+                    format!("oauth-profile '{name}' uses {what} but has no {field}"),
+                );
+            }
+            if let Some(pp) = &p.protocol_profile
+                && !self.protocol_profile.contains_key(pp)
+            {
+                push(
+                    "oauth profiles name existing protocol profiles",
+                    RecordKind::OauthProfile,
+                    name,
+                    Some("protocol_profile"),
+                    format!(
+                        "oauth-profile '{name}' names protocol-profile '{pp}', which does not exist"
+                    ),
                 );
             }
         }

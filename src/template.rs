@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::model::Connection;
+use crate::model::{Connection, SecretSource};
+use crate::secrets::Secret;
 
 /// The names that exist for every connection.
 pub const BUILT_INS: [&str; 3] = ["connection", "integration", "environment"];
@@ -128,6 +129,9 @@ impl<'a> Template<'a> {
 pub struct Variables {
     connection: String,
     values: BTreeMap<String, String>,
+    /// The connection's secret variables not overridden by `--var`: only
+    /// their sources; the values are resolved in the secrets stage.
+    secret: BTreeMap<String, SecretSource>,
 }
 
 impl Variables {
@@ -154,10 +158,57 @@ impl Variables {
         for (k, v) in overrides {
             values.insert(k.clone(), v.clone());
         }
+        let secret = connection
+            .secret_variables
+            .iter()
+            .filter(|(k, _)| !values.contains_key(*k))
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
         Variables {
             connection: name.to_string(),
             values,
+            secret,
         }
+    }
+
+    /// The secret variables a header value uses, each with its source;
+    /// checks every name first (an unknown one is exit 4, before any secret
+    /// is resolved or anything is sent).
+    pub fn secrets_used(&self, what: &str, input: &str) -> Result<Vec<(String, SecretSource)>> {
+        let template = Template::parse(input.as_bytes()).map_err(|e| {
+            Error::invalid(format!("{what}: {e}")).with_hint("write '{{{{' for a literal '{{'")
+        })?;
+        let mut used = Vec::new();
+        for (name, offset) in template.names() {
+            if self.values.contains_key(name) {
+                continue;
+            }
+            match self.secret.get(name) {
+                Some(source) => used.push((name.to_string(), source.clone())),
+                None => return Err(self.unknown(what, name, offset)),
+            }
+        }
+        Ok(used)
+    }
+
+    /// Renders a header value with plain and resolved secret variables in one
+    /// pass (a value is never read as a template itself).
+    pub fn render_secret_text(
+        &self,
+        what: &str,
+        input: &str,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Result<Secret> {
+        let template = Template::parse(input.as_bytes())
+            .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+        let bytes = template
+            .render(|n| {
+                self.get(n)
+                    .map(str::as_bytes)
+                    .or_else(|| secrets.get(n).map(|s| s.expose().as_bytes()))
+            })
+            .map_err(|(name, offset)| self.unknown(what, &name, offset))?;
+        Ok(Secret::new(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -185,9 +236,21 @@ impl Variables {
     }
 
     fn unknown(&self, what: &str, name: &str, offset: usize) -> Error {
+        if self.secret.contains_key(name) {
+            return Error::invalid(format!(
+                "{what} uses secret variable '{}' (at byte {offset}); secret variables are filled in header values only",
+                name.escape_debug()
+            ))
+            .with_hint(format!(
+                "put it in a header (-H 'x-api-key: {{{{{}}}}}'), or pass --var {}=VALUE",
+                name.escape_debug(),
+                name.escape_debug()
+            ));
+        }
         let own: Vec<&str> = self
             .values
             .keys()
+            .chain(self.secret.keys())
             .map(String::as_str)
             .filter(|k| !BUILT_INS.contains(k))
             .collect();
@@ -238,6 +301,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            secret_variables: Default::default(),
         }
     }
 

@@ -220,6 +220,15 @@ pub enum GrantArg {
     #[value(name = "client_credentials", alias = "client-credentials")]
     ClientCredentials,
     Password,
+    /// a person logs in once with `oauth-profile login` (PKCE S256)
+    #[value(name = "authorization_code", alias = "authorization-code")]
+    AuthorizationCode,
+    /// a person approves on another device: `oauth-profile login` (RFC 8628)
+    #[value(name = "device_code", alias = "device-code")]
+    DeviceCode,
+    /// a JWT signed with --signing-key is the grant (RFC 7523)
+    #[value(name = "jwt_bearer", alias = "jwt-bearer")]
+    JwtBearer,
 }
 
 impl From<GrantArg> for Grant {
@@ -227,6 +236,9 @@ impl From<GrantArg> for Grant {
         match value {
             GrantArg::ClientCredentials => Grant::ClientCredentials,
             GrantArg::Password => Grant::Password,
+            GrantArg::AuthorizationCode => Grant::AuthorizationCode,
+            GrantArg::DeviceCode => Grant::DeviceCode,
+            GrantArg::JwtBearer => Grant::JwtBearer,
         }
     }
 }
@@ -237,6 +249,14 @@ pub enum ClientAuthArg {
     Basic,
     /// client id and secret in the form body
     Body,
+    /// a public client: client id only
+    None,
+    /// a JWT signed with --signing-key (RFC 7523)
+    #[value(name = "private_key_jwt", alias = "private-key-jwt")]
+    PrivateKeyJwt,
+    /// the --protocol-profile's client certificate (RFC 8705)
+    #[value(name = "tls_client_auth", alias = "tls-client-auth")]
+    TlsClientAuth,
 }
 
 impl From<ClientAuthArg> for ClientAuth {
@@ -244,6 +264,9 @@ impl From<ClientAuthArg> for ClientAuth {
         match value {
             ClientAuthArg::Basic => ClientAuth::Basic,
             ClientAuthArg::Body => ClientAuth::Body,
+            ClientAuthArg::None => ClientAuth::None,
+            ClientAuthArg::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
+            ClientAuthArg::TlsClientAuth => ClientAuth::TlsClientAuth,
         }
     }
 }
@@ -416,8 +439,12 @@ printf '%s' \"$PW\" | connctl connection add incident-sync.test \\\n      \
 --auth basic --user svc.incident --password-stdin\n  \
 connctl connection add incident-sync.prod --integration incident-sync --env production \\\n      \
 --url https://api.example.com/api/incident --auth oauth --oauth-profile corp-idp \\\n      \
---mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident")]
-    Add(ConnectionAddArgs),
+--mutual-auth --protocol-profile corp-mtls --mid-server dmz-mid --inbound-user remote.incident\n  \
+printf '%s' \"$KEY\" | connctl connection add billing.test --integration billing --env test \\\n      \
+--url https://billing.example.com/api --secret-var-stdin api_key \\\n      \
+--secret-var tenant_token=env:TENANT_TOKEN\n  \
+connctl connection send billing.test -H 'x-api-key: {{api_key}}' --path /invoices")]
+    Add(Box<ConnectionAddArgs>),
     /// List connections
     List(ConnectionListArgs),
     /// Show one connection
@@ -427,7 +454,11 @@ connctl connection add incident-sync.prod --integration incident-sync --env prod
         name: String,
     },
     /// Change a connection; only the flags given change
-    Edit(ConnectionEditArgs),
+    #[command(after_help = "Examples:\n  \
+connctl connection edit billing.test --secret-var api_key=vault:secret/billing#api_key\n  \
+printf '%s' \"$KEY\" | connctl connection edit billing.test --secret-var-stdin api_key\n  \
+connctl connection edit billing.test --unset-secret-var api_key")]
+    Edit(Box<ConnectionEditArgs>),
     /// Activate a connection, deactivating the integration's others
     Activate {
         /// Connection name
@@ -575,6 +606,16 @@ pub struct ConnectionAddArgs {
     /// A variable KEY=VALUE (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
+    /// A secret variable KEY=env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD: only the source is stored; {{KEY}} in a header value is filled in the secrets stage (repeatable)
+    #[arg(long = "secret-var", value_name = "KEY=SOURCE")]
+    pub secret_vars: Vec<String>,
+    /// A secret variable KEY whose value is read from stdin into the keyring
+    #[arg(
+        long = "secret-var-stdin",
+        value_name = "KEY",
+        conflicts_with = "password_stdin"
+    )]
+    pub secret_var_stdin: Option<String>,
     /// Make it the integration's active connection
     #[arg(long)]
     pub activate: bool,
@@ -657,6 +698,19 @@ pub struct ConnectionEditArgs {
     /// Remove a variable (repeatable)
     #[arg(long = "unset-var", value_name = "KEY")]
     pub unset_vars: Vec<String>,
+    /// A secret variable KEY=env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD: only the source is stored; {{KEY}} in a header value is filled in the secrets stage (repeatable)
+    #[arg(long = "secret-var", value_name = "KEY=SOURCE")]
+    pub secret_vars: Vec<String>,
+    /// A secret variable KEY whose value is read from stdin into the keyring
+    #[arg(
+        long = "secret-var-stdin",
+        value_name = "KEY",
+        conflicts_with = "password_stdin"
+    )]
+    pub secret_var_stdin: Option<String>,
+    /// Remove a secret variable and its keyring entry (repeatable)
+    #[arg(long = "unset-secret-var", value_name = "KEY")]
+    pub unset_secret_vars: Vec<String>,
 }
 
 /// Which connection(s) a test or send is about.
@@ -786,7 +840,24 @@ pub enum OauthProfileCommand {
     #[command(
         after_help = "Example:\n  printf '%s' \"$SECRET\" | connctl oauth-profile add corp-idp \\\n      \
 --token-url https://idp.example.com/oauth/token --client-id connctl --scope incident.write \\\n      \
---client-secret-stdin"
+--client-secret-stdin\n\n\
+Authorization code with PKCE (a person logs in once, refresh tokens after):\n  \
+connctl oauth-profile add m365 --issuer https://login.example.com/tenant/v2.0 --client-id APP \\\n      \
+--grant authorization_code --client-auth none --redirect-uri http://127.0.0.1:8765/callback \\\n      \
+--scope offline_access --scope api://crm/.default\n  \
+connctl oauth-profile login m365\n\n\
+Device flow on a headless host:\n  \
+connctl oauth-profile add idp-dev --issuer https://idp.example.com --client-id cli --grant device_code \\\n      \
+--client-auth none --scope offline_access\n\n\
+JWT bearer grant (RFC 7523), key file:\n  \
+connctl oauth-profile add sn-jwt --token-url https://inst.example.com/oauth_token.do --client-id ID \\\n      \
+--grant jwt_bearer --client-auth body --client-secret-env SN_SECRET --signing-key /etc/connctl/jwt.pem \\\n      \
+--key-id sn-key-1 --subject integration.user\n\n\
+private_key_jwt / tls_client_auth client authentication:\n  \
+connctl oauth-profile add svc --issuer https://idp.example.com --client-id svc --client-auth private_key_jwt \\\n      \
+--signing-key-env SVC_KEY_PEM\n  \
+connctl oauth-profile add svc-mtls --issuer https://idp.example.com --client-id svc --client-auth tls_client_auth \\\n      \
+--protocol-profile corp-mtls"
     )]
     Add(OauthProfileArgs),
     /// List OAuth profiles
@@ -819,15 +890,93 @@ connctl oauth-profile rotate corp-idp --client-secret-cmd 'vault kv get -field=s
 connctl oauth-profile rotate corp-idp --restore"
     )]
     Rotate(OauthProfileRotateArgs),
+    /// Log in once for the authorization_code or device_code grant; keeps the refresh token
+    #[command(
+        after_help = "Examples:\n  connctl oauth-profile login m365            # opens the browser, waits for the redirect\n  \
+BROWSER= connctl oauth-profile login m365    # prints the URL only\n  \
+connctl oauth-profile login headless-idp    # device_code: prints the code to enter elsewhere"
+    )]
+    Login(OauthLoginArgs),
+    /// Revoke the refresh token (where the server can) and forget the cached tokens
+    #[command(after_help = "Example:\n  connctl oauth-profile logout m365")]
+    Logout {
+        /// Profile name
+        #[arg(add = complete::oauth_profiles())]
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OauthLoginArgs {
+    /// Profile name
+    #[arg(add = complete::oauth_profiles())]
+    pub name: String,
+    /// Seconds to wait for the person to finish logging in
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = crate::limits::timeout_arg)]
+    pub timeout: std::time::Duration,
+}
+
+/// The private key that signs JWT assertions (jwt_bearer, private_key_jwt).
+#[derive(Debug, Args, Default)]
+pub struct SigningKeyArgs {
+    /// A PEM private key file (RSA: RS256, EC P-256: ES256), read when needed
+    #[arg(long, value_name = "PEM", value_hint = clap::ValueHint::FilePath)]
+    pub signing_key: Option<PathBuf>,
+    /// Read the PEM private key from standard input and keep it in the OS keyring
+    #[arg(long)]
+    pub signing_key_stdin: bool,
+    /// Take the PEM private key from this environment variable whenever it is needed
+    #[arg(long, value_name = "VAR")]
+    pub signing_key_env: Option<String>,
+    /// Read the PEM private key from this file whenever it is needed (a secret source)
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Run this command whenever the key is needed; its stdout is the PEM key
+    #[arg(long, value_name = "COMMAND")]
+    pub signing_key_cmd: Option<String>,
+}
+
+/// What the newer grants and client authentications need (add and edit).
+#[derive(Debug, Args)]
+pub struct OauthExtraArgs {
+    /// Fill the token, authorization, device and revocation endpoints from this issuer's discovery metadata
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Authorization endpoint (authorization_code)
+    #[arg(long, value_name = "URL")]
+    pub authorization_url: Option<String>,
+    /// Device authorization endpoint (device_code)
+    #[arg(long, value_name = "URL")]
+    pub device_authorization_url: Option<String>,
+    /// Revocation endpoint (RFC 7009), used by logout
+    #[arg(long, value_name = "URL")]
+    pub revocation_url: Option<String>,
+    /// The registered loopback redirect URI, e.g. http://127.0.0.1:8765/callback [default: an ephemeral port]
+    #[arg(long, value_name = "URI")]
+    pub redirect_uri: Option<String>,
+    /// The `kid` of the signing key, sent in the JWT header
+    #[arg(long, value_name = "KID")]
+    pub key_id: Option<String>,
+    /// The `sub` of a jwt_bearer assertion [default: the client id]
+    #[arg(long, value_name = "SUB")]
+    pub subject: Option<String>,
+    /// The `aud` of signed assertions [default: the token URL]
+    #[arg(long, value_name = "AUD")]
+    pub audience: Option<String>,
+    /// Protocol profile whose client certificate tls_client_auth presents
+    #[arg(long, add = complete::protocol_profiles())]
+    pub protocol_profile: Option<String>,
+    #[command(flatten)]
+    pub key: SigningKeyArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct OauthProfileArgs {
     /// Profile name
     pub name: String,
-    /// Token endpoint URL
-    #[arg(long)]
-    pub token_url: String,
+    /// Token endpoint URL [default: from --issuer's metadata]
+    #[arg(long, required_unless_present = "issuer")]
+    pub token_url: Option<String>,
     /// Client id
     #[arg(long)]
     pub client_id: String,
@@ -842,6 +991,8 @@ pub struct OauthProfileArgs {
     pub scopes: Vec<String>,
     #[command(flatten)]
     pub secret: ClientSecretArgs,
+    #[command(flatten)]
+    pub extra: OauthExtraArgs,
 }
 
 #[derive(Debug, Args)]
@@ -869,6 +1020,8 @@ pub struct OauthProfileEditArgs {
     pub no_scopes: bool,
     #[command(flatten)]
     pub secret: ClientSecretArgs,
+    #[command(flatten)]
+    pub extra: OauthExtraArgs,
 }
 
 #[derive(Debug, Args)]

@@ -260,6 +260,22 @@ fn report_json(keyring: &KeyringCheck, fields: &[FieldCheck]) -> Value {
             "hint": k_hint,
         },
         "secrets": secrets,
+        "token_cache": token_cache_json(),
+    })
+}
+
+/// Which OAuth token cache this run uses (the keyring, or CONNCTL_TOKEN_CACHE's folder).
+fn token_cache_json() -> Value {
+    let cache = crate::outbound::oauth::Cache::from_env();
+    let (text, check) = cache.describe();
+    json!({
+        "kind": match cache {
+            crate::outbound::oauth::Cache::Keyring => "keyring",
+            crate::outbound::oauth::Cache::Dir(_) => "folder",
+        },
+        "description": text,
+        "ok": check.is_ok(),
+        "error": check.err(),
     })
 }
 
@@ -330,6 +346,11 @@ fn print_tables(ctx: &Context, keyring: &KeyringCheck, fields: &[FieldCheck]) ->
             "note",
             "kernel keyutils keeps values until reboot only".to_string(),
         ));
+    }
+    let (cache_text, cache_check) = crate::outbound::oauth::Cache::from_env().describe();
+    lines.push(("token cache", cache_text));
+    if let Err(e) = cache_check {
+        lines.push(("token cache", format!("FAILED: {e}")));
     }
     ctx.out.fields(&lines)?;
     if let Some(hint) = keyring.error.as_ref().and_then(|e| e.hint.as_deref()) {

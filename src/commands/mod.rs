@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::change::{self, Committed, Draft, SecretChange, TakenSecret};
+pub use crate::change::TakenSecret;
+use crate::change::{self, Committed, Draft, SecretChange};
 use crate::cli::{ClientSecretArgs, Command, PasswordArgs};
 use crate::error::{Error, Result};
 use crate::model::{RecordKind, SecretSource, Store};

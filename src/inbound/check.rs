@@ -285,6 +285,7 @@ mod tests {
             inbound_user: Some(user.into()),
             last_activated: None,
             variables: Default::default(),
+            secret_variables: Default::default(),
         }
     }
 

@@ -133,8 +133,30 @@ pub struct Target {
     pub oauth: Option<(String, OauthProfile)>,
     pub protocol: Option<(String, ProtocolProfile)>,
     pub mid: Option<(String, MidServer)>,
+    /// The protocol profile an OAuth profile's tls_client_auth presents.
+    pub oauth_protocol: Option<(String, ProtocolProfile)>,
     /// Values to try instead of the stored ones (a rotation's test).
     pub trial: Trial,
+}
+
+impl Target {
+    /// The protocol profile of `oauth`'s tls_client_auth, looked up in the store.
+    pub fn oauth_protocol_of(
+        store: &Store,
+        oauth: &Option<(String, OauthProfile)>,
+    ) -> Result<Option<(String, ProtocolProfile)>> {
+        match oauth.as_ref().and_then(|(_, p)| p.protocol_profile.clone()) {
+            Some(name) => Ok(Some((
+                name.clone(),
+                store
+                    .protocol_profile
+                    .get(&name)
+                    .ok_or_else(|| Error::not_found("protocol-profile", &name))?
+                    .clone(),
+            ))),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A test of secrets that are not stored yet: `rotate` runs the connection's
@@ -198,6 +220,7 @@ impl Target {
             )),
             None => None,
         };
+        let oauth_protocol = Target::oauth_protocol_of(store, &oauth)?;
         Ok(Target {
             store_id: store.store_id.clone(),
             name: name.to_string(),
@@ -205,6 +228,7 @@ impl Target {
             oauth,
             protocol,
             mid,
+            oauth_protocol,
             trial: Trial::default(),
         })
     }
@@ -222,6 +246,12 @@ pub struct RequestSpec {
     pub insecure: bool,
     /// How much of the endpoint's body to read (`send` streams it).
     pub read: BodyMode,
+    /// Header values that use secret variables, unrendered: filled in after
+    /// the secrets stage with `variables` and the resolved secret variables.
+    pub secret_headers: Vec<(HeaderName, String)>,
+    /// The secret variables those headers use, with their sources.
+    pub secret_variables: Vec<(String, SecretSource)>,
+    pub variables: Option<crate::template::Variables>,
 }
 
 impl Default for RequestSpec {
@@ -235,6 +265,9 @@ impl Default for RequestSpec {
             timeout: Duration::from_secs(30),
             insecure: false,
             read: BodyMode::Head(limits::TEST_BODY),
+            secret_headers: Vec::new(),
+            secret_variables: Vec::new(),
+            variables: None,
         }
     }
 }
@@ -282,6 +315,8 @@ pub struct Prepared {
     pub basic: Option<(String, Secret)>,
     pub token_source: Option<oauth::TokenSource>,
     pub route: Route,
+    /// Headers filled with secret variables (marked sensitive).
+    pub secret_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The result of one exchange through a connection.
@@ -416,6 +451,30 @@ impl Outbound {
         }
     }
 
+    /// A route to `url` outside any connection (discovery): OS roots (and
+    /// `SSL_CERT_FILE`), the environment's proxy, no client certificate.
+    pub fn plain_route(&self, url: &str, timeout: Duration) -> Result<Route> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::invalid(format!("'{url}' is not a URL")).with_cause(e))?;
+        let proxy = self.proxy_env.for_url(
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or(443),
+        )?;
+        Ok(Route {
+            proxy,
+            tls: TlsSettings {
+                roots: self.roots.get(&[])?,
+                identity: None,
+                insecure: false,
+            },
+            mutual_auth: false,
+            timeout,
+            connection: String::new(),
+            dns: self.dns.clone(),
+        })
+    }
+
     /// The secrets stage and everything that needs no network.
     pub async fn prepare(
         &self,
@@ -433,7 +492,7 @@ impl Outbound {
                     .oauth
                     .as_ref()
                     .is_some_and(|(_, p)| p.grant == Grant::Password);
-            let mut wanted: Vec<(&'static str, SecretSource, SecretRef)> = Vec::new();
+            let mut wanted: Vec<(String, SecretSource, SecretRef)> = Vec::new();
             let mut user = None;
             if needs_password {
                 user = Some(conn.user.clone().ok_or_else(|| {
@@ -446,19 +505,32 @@ impl Outbound {
                     ))
                 })?;
                 let at = secret_ref(target, RecordKind::Connection, &target.name, "password");
-                wanted.push(("connection password", source, at));
+                wanted.push(("connection password".into(), source, at));
             }
             if let Some((name, profile)) = &target.oauth
                 && let Some(source) = &profile.client_secret
             {
                 let at = secret_ref(target, RecordKind::OauthProfile, name, "client_secret");
-                wanted.push(("OAuth client secret", source.clone(), at));
+                wanted.push(("OAuth client secret".into(), source.clone(), at));
+            }
+            if let Some((name, profile)) = &target.oauth
+                && let Some(source) = &profile.signing_key
+                && (profile.grant == Grant::JwtBearer
+                    || profile.client_auth == crate::model::ClientAuth::PrivateKeyJwt)
+            {
+                let at = secret_ref(target, RecordKind::OauthProfile, name, "signing_key");
+                wanted.push(("OAuth signing key".to_string(), source.clone(), at));
             }
             if let Some((name, mid)) = &target.mid
                 && let Some(source) = &mid.password
             {
                 let at = secret_ref(target, RecordKind::MidServer, name, "password");
-                wanted.push(("MID server password", source.clone(), at));
+                wanted.push(("MID server password".into(), source.clone(), at));
+            }
+            for (key, source) in &spec.secret_variables {
+                let field = format!("var.{key}");
+                let at = secret_ref(target, RecordKind::Connection, &target.name, &field);
+                wanted.push((format!("secret variable '{key}'"), source.clone(), at));
             }
             let mut pending = Vec::new();
             for (what, source, at) in &wanted {
@@ -480,27 +552,64 @@ impl Outbound {
                         message: format!("{what}: {}", e.message),
                         ..e
                     })?;
-                values.insert(*what, value);
+                values.insert(what.clone(), value);
             }
             let basic_or_owner = match (user, values.remove("connection password")) {
                 (Some(user), Some(password)) => Some((user, password)),
                 _ => None,
             };
+            let signing_key = values.remove("OAuth signing key").map(|pem| {
+                let label = target
+                    .oauth
+                    .as_ref()
+                    .and_then(|(_, p)| p.signing_key.as_ref())
+                    .map(|s| match s {
+                        SecretSource::File(path) => path.display().to_string(),
+                        other => format!("({other})"),
+                    })
+                    .unwrap_or_default();
+                (pem, label)
+            });
+            let mut secret_values = std::collections::BTreeMap::new();
+            for (key, _) in &spec.secret_variables {
+                if let Some(value) = values.remove(&format!("secret variable '{key}'")) {
+                    secret_values.insert(key.clone(), value);
+                }
+            }
             Ok::<_, Error>((
                 basic_or_owner,
-                values.remove("OAuth client secret"),
+                (values.remove("OAuth client secret"), signing_key),
                 values.remove("MID server password"),
+                secret_values,
             ))
         }
         .await;
-        let (basic_or_owner, client_secret, mid_password) =
-            trace.record(Stage::Secrets, started, secrets, |_| {
+        let (basic_or_owner, (client_secret, signing_key), mid_password, secret_values) = trace
+            .record(Stage::Secrets, started, secrets, |_| {
                 if used.is_empty() {
                     "no secrets needed".to_string()
                 } else {
                     format!("resolved {}", used.join(", "))
                 }
             })?;
+
+        let mut secret_headers = Vec::new();
+        for (name, template) in &spec.secret_headers {
+            let what = format!("header '{name}'");
+            let filled = match &spec.variables {
+                Some(vars) => vars.render_secret_text(&what, template, &secret_values)?,
+                None => Secret::new(template.clone()),
+            };
+            // The message never repeats the value: it holds a secret.
+            let mut value = HeaderValue::from_str(filled.expose().trim()).map_err(|_| {
+                Error::invalid(format!(
+                    "the value of header '{name}' is not valid once its secret variables are filled in"
+                ))
+                .with_hint("a header value is one line of visible characters; check the secret's value")
+            })?;
+            value.set_sensitive(true);
+            secret_headers.push((name.clone(), value));
+        }
 
         let url = join_path(&conn.endpoint_url, spec.path.as_deref())?;
         let host = url.host_str().unwrap_or_default().to_string();
@@ -580,18 +689,51 @@ impl Outbound {
                     )?,
                 };
                 let field = oauth::cache_field(profile, Some(&target.name));
+                // tls_client_auth (RFC 8705): the OAuth profile's protocol profile
+                // is presented to the token endpoint, and its CA bundle trusted.
+                let (token_roots, token_identity) = match &target.oauth_protocol {
+                    Some((pname, p))
+                        if profile.client_auth == crate::model::ClientAuth::TlsClientAuth =>
+                    {
+                        let started = Instant::now();
+                        let loaded = (|| {
+                            let mut bundles: Vec<PathBuf> = Vec::new();
+                            bundles.extend(conn.ca_bundle.clone());
+                            bundles.extend(p.ca_bundle.clone());
+                            let roots = self.roots.get(&bundles)?;
+                            let identity = ClientIdentity::load(&p.client_cert, &p.client_key)
+                                .map_err(|e| Error {
+                                    message: format!("protocol profile '{pname}': {}", e.message),
+                                    ..e
+                                })?;
+                            Ok::<_, Error>((roots, Some(identity)))
+                        })();
+                        match loaded {
+                            Ok(pair) => pair,
+                            Err(e) => return Err(trace.fail(Stage::OauthToken, started, e)),
+                        }
+                    }
+                    _ => (roots, None),
+                };
                 Some(oauth::TokenSource {
                     profile_name: name.clone(),
                     profile: profile.clone(),
                     client_secret,
                     owner,
                     cache_at: secret_ref(target, RecordKind::OauthProfile, name, &field),
+                    refresh_at: secret_ref(
+                        target,
+                        RecordKind::OauthProfile,
+                        name,
+                        oauth::REFRESH_FIELD,
+                    ),
+                    signing_key,
                     uncached: target.trial.fresh_token,
                     route: Route {
                         proxy: token_proxy,
                         tls: TlsSettings {
-                            roots,
-                            identity: None,
+                            roots: token_roots,
+                            identity: token_identity,
                             insecure: false,
                         },
                         mutual_auth: false,
@@ -609,6 +751,7 @@ impl Outbound {
             basic,
             token_source,
             route,
+            secret_headers,
         })
     }
 
@@ -668,7 +811,7 @@ impl Outbound {
             headers.insert(http::header::AUTHORIZATION, value);
         }
         // The operator's own headers win over the defaults.
-        for (name, value) in &spec.headers {
+        for (name, value) in spec.headers.iter().chain(&prepared.secret_headers) {
             headers.insert(name.clone(), value.clone());
         }
         HttpRequest {

@@ -758,12 +758,27 @@ pub fn secret_fields(store: &Store) -> Vec<(SecretRef, SecretSource)> {
             "client_secret",
             &p.client_secret,
         );
+        push(
+            RecordKind::OauthProfile,
+            name,
+            "signing_key",
+            &p.signing_key,
+        );
     }
     for (name, m) in &store.mid_server {
         push(RecordKind::MidServer, name, "password", &m.password);
     }
     for (name, u) in &store.inbound_user {
         push(RecordKind::InboundUser, name, "password", &u.password);
+    }
+    for (name, c) in &store.connection {
+        for (key, source) in &c.secret_variables {
+            let field = format!("var.{key}");
+            fields.push((
+                SecretRef::new(id, RecordKind::Connection, name, &field),
+                source.clone(),
+            ));
+        }
     }
     fields
 }
@@ -782,6 +797,13 @@ pub fn named_entries(store: &Store) -> Vec<SecretRef> {
         .collect();
     for name in store.oauth_profile.keys() {
         named.push(SecretRef::new(id, RecordKind::OauthProfile, name, "token"));
+        // A login grant's refresh token (issue 15) lives as long as its profile.
+        named.push(SecretRef::new(
+            id,
+            RecordKind::OauthProfile,
+            name,
+            "refresh_token",
+        ));
     }
     for (name, c) in &store.connection {
         if let Some(profile) = &c.oauth_profile {

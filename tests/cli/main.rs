@@ -12,6 +12,7 @@ mod inbound;
 mod outbound;
 mod outbound_oauth;
 mod outbound_oauth_hostile;
+mod outbound_oidc;
 mod outbound_servers;
 mod private_bus;
 mod records;

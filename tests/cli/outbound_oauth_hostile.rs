@@ -101,10 +101,28 @@ fn flooding_endpoint(
     port
 }
 
-fn children_peak_rss_mb() -> i64 {
+/// Runs connctl with `args`, returning its exit code, its output and its own
+/// peak RSS in MB (wait4 reports the rusage of that one child).
+fn run_measured(f: &Fixture, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, i64) {
+    let out = f.env.path("measured.out");
+    let mut cmd = crate::outbound_oidc::std_cmd(&f.env);
+    cmd.args(args)
+        .envs(vars.iter().copied())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(f.env.path("measured.err")).unwrap());
+    // Reaped by wait4 below, which also gives its rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.spawn().unwrap();
+    let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss / 1024
+    let pid = child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let text = format!(
+        "{}{}",
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(f.env.path("measured.err")).unwrap()
+    );
+    (libc::WEXITSTATUS(status), text, usage.ru_maxrss / 1024)
 }
 
 #[test]
@@ -153,18 +171,80 @@ fn a_huge_or_endless_token_answer_fails_fast_with_flat_memory() {
     for port in [huge, endless] {
         let token_url = format!("http://127.0.0.1:{port}/oauth/token");
         store(&f, &api, &token_url);
-        let run = f.expect(
+        let (code, text, peak) = run_measured(
+            &f,
             &["connection", "send", "o", "-d", "{}", "--timeout", "120"],
             &[("CS", SECRET)],
-            6,
         );
-        let text = format!("{}{}", run.stdout, run.stderr);
+        assert_eq!(code, 6, "{text}");
         assert!(text.contains(&token_url), "{text}");
         assert!(text.contains("larger than 1048576 bytes"), "{text}");
         assert!(!text.contains("AAAA"), "{text}");
+        // Neither 200 MB nor an endless answer is held in memory.
+        assert!(peak < 100, "connctl reached {peak} MB");
     }
     assert_eq!(api.count("/api"), 0);
-    // Neither 200 MB nor an endless answer was held in memory.
-    let peak = children_peak_rss_mb();
-    assert!(peak < 150, "a child process reached {peak} MB");
+}
+
+/// `CONNCTL_TOKEN_CACHE=DIR`: access tokens reused across runs without a
+/// keyring, in an owner-only folder that never holds a refresh token; a folder
+/// others can read is refused; `doctor` says which cache is used.
+#[test]
+fn token_cache_folder_holds_access_tokens_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let state = OauthState::new(3600);
+    let server = f.server(oauth_handler(state.clone()));
+    store(&f, &server, &server.url("/oauth/token"));
+    let text = f
+        .env
+        .store_text()
+        .replace("client_id = \"c\"", "client_id = \"connctl-client\"");
+    crate::support::write(&f.env.store, &text.replace("/api\"", "/api/incident\""));
+    let dir = f.env.path("tokens");
+    let dir_text = dir.display().to_string();
+    let vars = [
+        ("CS", state.client_secret.as_str()),
+        ("CONNCTL_TOKEN_CACHE", dir_text.as_str()),
+    ];
+    // No D-Bus session: there is no keyring to fall back on.
+    for _ in 0..3 {
+        let mut cmd = crate::outbound_oidc::std_cmd(&f.env);
+        cmd.env_remove("DBUS_SESSION_BUS_ADDRESS").envs(vars);
+        let out = cmd.args(["connection", "send", "o"]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(state.requests(), 1, "the cached token was not reused");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let cached = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        cached.contains("access-0") && !cached.contains("refresh-0"),
+        "{cached}"
+    );
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o077,
+        0
+    );
+
+    let doctor = f.expect(&["-o", "json", "doctor"], &vars, 0).json();
+    assert_eq!(doctor["token_cache"]["kind"], "folder");
+    assert_eq!(doctor["token_cache"]["ok"], true);
+
+    // A folder others can read is not used: the token is fetched and not kept.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = f.expect(&["-o", "json", "connection", "test", "o"], &vars, 0);
+    let stage = crate::outbound::detail(&run.json(), "oauth_token");
+    assert!(stage.contains("owner-only"), "{stage}");
+    assert_eq!(state.requests(), 2);
 }

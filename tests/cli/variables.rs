@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::outbound_servers::*;
-use crate::support::{TestEnv, write};
+use crate::support::{Run, TestEnv, keyring_entries, store_id, write};
 
 /// One TLS server (private CA) for the whole test binary; each test uses paths of its own.
 pub struct Shared {
@@ -288,4 +288,253 @@ fn test_fills_its_path_for_one_and_for_all() {
             "/vars4/all/orders.test"
         ]
     );
+}
+
+// ----- secret variables (issue 12 item 2) ------------------------------------
+
+const KEYRING_VALUE: &str = "kr-SECRET-value-4711";
+const ENV_VALUE: &str = "env-SECRET-value-0815";
+
+/// A connctl run with extra environment variables and stdin.
+fn run_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Run {
+    let mut cmd = env.cmd();
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Run::from_output(
+        cmd.args(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .expect("run connctl"),
+    )
+}
+
+#[track_caller]
+fn assert_no_secret(what: &str, text: &str) {
+    for value in [KEYRING_VALUE, ENV_VALUE] {
+        assert!(
+            !text.contains(value),
+            "{what} holds a secret value:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn secret_variables_fill_headers_and_are_never_shown() {
+    let env = TestEnv::new();
+    store(&env, "/secret1", "plain = \"p-1\"");
+    let id = store_id(&env);
+    let before = keyring_entries(None, &id);
+
+    // One from the keyring (stdin), one from an env: reference.
+    let run = run_with(
+        &env,
+        &[
+            "connection",
+            "edit",
+            "orders.test",
+            "--secret-var-stdin",
+            "api_key",
+            "--secret-var",
+            "tenant=env:TENANT_TOKEN",
+        ],
+        &[],
+        &format!("{KEYRING_VALUE}\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_secret("edit output", &(run.stdout + &run.stderr));
+    let after = keyring_entries(None, &id);
+    let account = format!("{id}/connection/orders.test/var.api_key");
+    assert_eq!(after.get(&account).map(String::as_str), Some(KEYRING_VALUE));
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    let text = env.store_text();
+    assert_no_secret("the store", &text);
+    assert!(
+        text.contains("[connection.\"orders.test\".secret_variables]"),
+        "{text}"
+    );
+    assert!(text.contains("api_key = \"keyring\""), "{text}");
+    assert!(text.contains("tenant = \"env:TENANT_TOKEN\""), "{text}");
+
+    // Sent in headers, checked on the server; nothing printed holds a value, also with -v.
+    let run = run_with(
+        &env,
+        &[
+            "-v",
+            "connection",
+            "send",
+            "orders.test",
+            "--path",
+            "/a",
+            "-H",
+            "x-api-key: {{api_key}}",
+            "-H",
+            "x-tenant: t={{tenant}};{{plain}};{{{{",
+        ],
+        &[("TENANT_TOKEN", ENV_VALUE)],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("secret variable 'api_key' (keyring)"),
+        "{}",
+        run.stderr
+    );
+    assert_no_secret("send output", &format!("{}{}", run.stdout, run.stderr));
+    let got = seen("/secret1/a");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].header("x-api-key"), Some(KEYRING_VALUE));
+    assert_eq!(
+        got[0].header("x-tenant"),
+        Some(format!("t={ENV_VALUE};p-1;{{{{").as_str())
+    );
+
+    // `show` gives the sources only.
+    let json = env.ok(&["-o", "json", "connection", "show", "orders.test"]);
+    assert_no_secret("show -o json", &json);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(json["secret_variables"]["api_key"], "keyring", "{json:#}");
+    assert_eq!(json["secret_variables"]["tenant"], "env:TENANT_TOKEN");
+    let table = env.ok(&["connection", "show", "orders.test"]);
+    assert!(
+        table.contains("api_key (keyring), tenant (env:TENANT_TOKEN)"),
+        "{table}"
+    );
+
+    // A name check happens before any secret is read: an unknown name, and a
+    // secret variable outside a header, are exit 4 with nothing sent.
+    for args in [
+        vec!["-H", "x-api-key: {{api_key}}{{nope}}"],
+        vec!["-d", "{\"k\": \"{{api_key}}\"}"],
+        vec!["--path", "/{{api_key}}"],
+    ] {
+        let mut all = vec!["connection", "send", "orders.test"];
+        all.extend(args);
+        let run = run_with(&env, &all, &[], "");
+        assert_eq!(run.code, 4, "{all:?}: {}", run.stderr);
+        assert_no_secret("refused send", &format!("{}{}", run.stdout, run.stderr));
+    }
+    assert_eq!(seen("/secret1").len(), 1);
+    // An env: source that is not set fails in the secrets stage, before sending.
+    let run = run_with(
+        &env,
+        &["connection", "send", "orders.test", "-H", "x-t: {{tenant}}"],
+        &[],
+        "",
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("secret variable 'tenant'"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(seen("/secret1").len(), 1);
+
+    // A key may not be both; the store stays as it was.
+    let text = env.store_text();
+    let run = env.run(&["connection", "edit", "orders.test", "--var", "api_key=x"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(env.store_text(), text);
+
+    // Through a MID server (HTTPS through CONNECT): the proxy never sees a value.
+    let proxy = Tinyproxy::start(&env.path("tinyproxy"), "miduser", "midpass");
+    let mut text = env.store_text();
+    text.push_str(&format!(
+        "\n[mid_server.mid]\nurl = \"{}\"\nuser = \"miduser\"\npassword = \"env:MID_PW\"\n",
+        proxy.url()
+    ));
+    write(&env.store, &text);
+    env.ok(&["connection", "edit", "orders.test", "--mid-server", "mid"]);
+    let run = run_with(
+        &env,
+        &[
+            "-v",
+            "connection",
+            "send",
+            "orders.test",
+            "--path",
+            "/mid",
+            "-H",
+            "x-api-key: {{api_key}}",
+            "-H",
+            "x-tenant: {{tenant}}",
+        ],
+        &[("TENANT_TOKEN", ENV_VALUE), ("MID_PW", "midpass")],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_secret("send via MID", &format!("{}{}", run.stdout, run.stderr));
+    let got = seen("/secret1/mid");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-api-key"), Some(KEYRING_VALUE));
+    let log = proxy.log_text();
+    assert!(log.contains("CONNECT"), "tinyproxy log:\n{log}");
+    assert_no_secret("tinyproxy log", &log);
+
+    // Removing the connection removes its keyring entry.
+    env.ok(&["connection", "remove", "orders.test"]);
+    let gone = keyring_entries(None, &id);
+    assert!(!gone.contains_key(&account), "{gone:?}");
+}
+
+#[test]
+fn refused_secret_variable_changes_nothing() {
+    let env = TestEnv::new();
+    store(&env, "/secret2", "plain = \"p\"");
+    let id = store_id(&env);
+    let text = env.store_text();
+    let before = keyring_entries(None, &id);
+    let run = run_with(
+        &env,
+        &[
+            "connection",
+            "add",
+            "other.test",
+            "--integration",
+            "nosuch",
+            "--env",
+            "test",
+            "--url",
+            "https://localhost/x",
+            "--secret-var-stdin",
+            "api_key",
+        ],
+        &[],
+        KEYRING_VALUE,
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_no_secret("refused add", &format!("{}{}", run.stdout, run.stderr));
+    assert_eq!(keyring_entries(None, &id), before);
+    assert_eq!(env.store_text(), text);
+
+    // A source that is not env/file/cmd/vault is a usage error; stdin is not read.
+    let run = run_with(
+        &env,
+        &[
+            "connection",
+            "edit",
+            "orders.test",
+            "--secret-var",
+            "k=plain-text",
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--secret-var-stdin k"),
+        "{}",
+        run.stderr
+    );
+    // --unset-secret-var of a key it does not have: not found, nothing changed.
+    let run = env.run(&[
+        "connection",
+        "edit",
+        "orders.test",
+        "--unset-secret-var",
+        "k",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(env.store_text(), text);
+    assert_eq!(keyring_entries(None, &id), before);
 }

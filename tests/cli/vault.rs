@@ -1525,9 +1525,13 @@ fn a_vault_write_is_put_back_when_the_store_cannot_be_written() {
         !stderr.contains("lost-Oo5") && !stderr.contains("kept-Nn4"),
         "{stderr}"
     );
-    // Vault: the write (version 2) was put back as version 3 with the old fields.
+    // Vault: the old fields are kept. The change journal beside the store is
+    // written before any secret (issue 11), so with the folder gone the commit
+    // stops there (version 1 untouched); a failure at the rename instead has
+    // the write (version 2) put back as version 3.
     let secret = bao.kv_get(&["secret/t-undo/app"]);
-    assert_eq!(secret["data"]["metadata"]["version"], 3, "{secret:#}");
+    let version = &secret["data"]["metadata"]["version"];
+    assert!(*version == 1 || *version == 3, "{secret:#}");
     assert_eq!(secret["data"]["data"]["password"], "kept-Nn4");
     assert_eq!(secret["data"]["data"]["user"], "svc");
     std::fs::remove_file(&folder).unwrap();

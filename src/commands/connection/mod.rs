@@ -20,12 +20,87 @@ use crate::output::or_dash;
 
 const KIND: RecordKind = RecordKind::Connection;
 
+/// `--secret-var KEY=SOURCE` and `--secret-var-stdin KEY`, checked (all the
+/// references first, then stdin read): each key with the secret to keep.
+fn secret_vars(
+    refs: &[String],
+    stdin: Option<&str>,
+) -> Result<Vec<(String, crate::commands::TakenSecret)>> {
+    use crate::secrets::SecretInput;
+    let key_of = |key: &str, flag: &str| {
+        let key = key.trim();
+        if key.is_empty() || key.contains("{{") || key.contains("}}") {
+            return Err(Error::usage(format!(
+                "{flag}: '{key}' is not a variable name"
+            )));
+        }
+        Ok(key.to_string())
+    };
+    let mut inputs = Vec::new();
+    for text in refs {
+        let Some((key, source)) = text.split_once('=') else {
+            return Err(Error::usage(format!("--secret-var '{text}' is not KEY=SOURCE"))
+                .with_hint("SOURCE is env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD; for the keyring use --secret-var-stdin KEY"));
+        };
+        let key = key_of(key, "--secret-var")?;
+        let input = match source.split_once(':') {
+            Some(("env", var)) => SecretInput::Env(var.to_string()),
+            Some(("file", path)) => SecretInput::File(path.into()),
+            Some(("cmd", command)) => SecretInput::Cmd(command.to_string()),
+            Some(("vault", reference)) => SecretInput::Vault(reference.to_string()),
+            _ => {
+                return Err(Error::usage(format!(
+                    "--secret-var {key}=...: the source is not env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD"
+                ))
+                .with_hint(format!("to keep the value in the keyring: --secret-var-stdin {key}")));
+            }
+        };
+        inputs.push((key, input));
+    }
+    if let Some(key) = stdin {
+        inputs.push((key_of(key, "--secret-var-stdin")?, SecretInput::Stdin));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, _) in &inputs {
+        if !seen.insert(key.clone()) {
+            return Err(Error::usage(format!(
+                "secret variable '{key}' is given twice"
+            )));
+        }
+    }
+    let mut taken = Vec::new();
+    // Stdin (last) is read only once every reference is known to be well formed.
+    for (key, input) in inputs {
+        if let Some(t) = take_secret(Some(input), None)? {
+            taken.push((key, t));
+        }
+    }
+    Ok(taken)
+}
+
+/// A key may not be both a plain and a secret variable.
+fn check_variable_keys(name: &str, c: &Connection) -> Result<()> {
+    if let Some(key) = c
+        .secret_variables
+        .keys()
+        .find(|k| c.variables.contains_key(*k))
+    {
+        return Err(Error::invalid(format!(
+            "connection '{name}': '{key}' would be both a variable and a secret variable"
+        ))
+        .with_hint(format!(
+            "remove one: `connctl connection edit {name} --unset-var {key}` or `--unset-secret-var {key}`"
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
     match cmd {
-        ConnectionCommand::Add(args) => add(ctx, args),
+        ConnectionCommand::Add(args) => add(ctx, *args),
         ConnectionCommand::List(args) => list(ctx, args),
         ConnectionCommand::Show { name } => show(ctx, &name),
-        ConnectionCommand::Edit(args) => edit(ctx, args),
+        ConnectionCommand::Edit(args) => edit(ctx, *args),
         ConnectionCommand::Activate { name } => activate(ctx, &name),
         ConnectionCommand::Deactivate { name } => deactivate(ctx, &name),
         ConnectionCommand::Remove { name } => remove(ctx, &name),
@@ -162,6 +237,7 @@ fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
         inbound_user: args.inbound_user.clone(),
         last_activated: None,
         variables,
+        secret_variables: Default::default(),
     };
     // Check what needs no store before reading a secret or taking the lock.
     crate::model::check_name(KIND, &name).map_err(Error::invalid)?;
@@ -175,6 +251,7 @@ fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
         password_input(&args.password),
         needs_password.then_some(prompt.as_str()),
     )?;
+    let secret_taken = secret_vars(&args.secret_vars, args.secret_var_stdin.as_deref())?;
     let deactivated = ctx
         .change(|store| {
             check_new_name(store, KIND, &name)?;
@@ -182,7 +259,13 @@ fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
             if let Some(taken) = taken {
                 record.password = Some(store.keep(KIND, &name, "password", taken));
             }
+            for (key, taken) in secret_taken {
+                let field = format!("var.{key}");
+                let source = store.keep(KIND, &name, &field, taken);
+                record.secret_variables.insert(key, source);
+            }
             check_connection(&name, &record)?;
+            check_variable_keys(&name, &record)?;
             store.connection.insert(name.clone(), record);
             Ok(if args.activate {
                 Some(store.activate_connection(&name, &now_rfc3339()))
@@ -221,6 +304,7 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
         .map(|p| existing_file("--ca-bundle", p))
         .transpose()?;
     let taken = take_secret(password_input(&args.password), None)?;
+    let secret_taken = secret_vars(&args.secret_vars, args.secret_var_stdin.as_deref())?;
     let done = ctx.change(|store| {
         let mut c = store
             .connection
@@ -312,7 +396,21 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
         if let Some(taken) = taken {
             c.password = Some(store.keep(KIND, &name, "password", taken));
         }
+        for k in &args.unset_secret_vars {
+            if c.secret_variables.remove(k).is_none() {
+                return Err(Error::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!("connection '{name}' has no secret variable '{k}'"),
+                ));
+            }
+        }
+        for (key, taken) in secret_taken {
+            let field = format!("var.{key}");
+            let source = store.keep(KIND, &name, &field, taken);
+            c.secret_variables.insert(key, source);
+        }
         check_connection(&name, &c)?;
+        check_variable_keys(&name, &c)?;
         store.connection.insert(name.clone(), c);
         Ok(notes)
     })?;
@@ -410,7 +508,10 @@ fn copy(
         }
         // Secrets are never copied: a keyring password stays with its record,
         // and the copy's keyring entry is empty until set.
-        let needs_password = c.password == Some(SecretSource::Keyring);
+        let needs_password = c.password == Some(SecretSource::Keyring)
+            || c.secret_variables
+                .values()
+                .any(|s| *s == SecretSource::Keyring);
         check_connection(new, &c)?;
         store.connection.insert(new.to_string(), c);
         Ok(needs_password)
@@ -420,7 +521,7 @@ fn copy(
     ));
     if needs_password {
         ctx.out.hint(&format!(
-            "secrets are not copied: set its password with `connctl connection edit {new} --password-stdin`"
+            "secrets are not copied: set its keyring secrets with `connctl connection edit {new} --password-stdin` (or --secret-var-stdin KEY)"
         ));
     }
     Ok(())
@@ -495,6 +596,16 @@ fn show(ctx: &Context, name: &str) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Only the sources: a secret variable's value is never shown.
+    let secret_variables = if c.secret_variables.is_empty() {
+        "-".to_string()
+    } else {
+        c.secret_variables
+            .iter()
+            .map(|(k, source)| format!("{k} ({source})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     ctx.out.fields(&[
         ("name", name.to_string()),
         ("integration", c.integration.clone()),
@@ -514,6 +625,7 @@ fn show(ctx: &Context, name: &str) -> Result<()> {
         ("mid server", or_dash(c.mid_server.as_deref())),
         ("inbound user", or_dash(c.inbound_user.as_deref())),
         ("variables", variables),
+        ("secret variables", secret_variables),
         ("last activated", or_dash(c.last_activated.as_deref())),
     ])
 }

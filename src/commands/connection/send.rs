@@ -76,12 +76,26 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
         None => Method::GET,
     };
     let mut headers = Vec::new();
+    let mut secret_headers = Vec::new();
+    let mut secret_variables: Vec<(String, crate::model::SecretSource)> = Vec::new();
     for h in &args.headers {
         let text = match h.split_once(':') {
-            Some((name, value)) => format!(
-                "{name}:{}",
-                vars.render_text(&format!("header '{}'", name.trim()), value)?
-            ),
+            Some((name, value)) => {
+                let what = format!("header '{}'", name.trim());
+                let used = vars.secrets_used(&what, value)?;
+                if !used.is_empty() {
+                    // Filled in after the secrets stage (Outbound::prepare).
+                    let (header, _) = outbound::parse_header(&format!("{name}: x"))?;
+                    secret_headers.push((header, value.to_string()));
+                    for (key, source) in used {
+                        if !secret_variables.iter().any(|(k, _)| *k == key) {
+                            secret_variables.push((key, source));
+                        }
+                    }
+                    continue;
+                }
+                format!("{name}:{}", vars.render_text(&what, value)?)
+            }
             None => h.clone(),
         };
         headers.push(outbound::parse_header(&text)?);
@@ -97,6 +111,9 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
         insecure: false,
         // The body goes to stdout as it arrives: memory does not grow with its size.
         read: BodyMode::Stream,
+        secret_headers,
+        secret_variables,
+        variables: Some(vars),
     };
     let url = outbound::join_path(&conn.endpoint_url, spec.path.as_deref())?;
 

@@ -1,5 +1,8 @@
 //! `connctl oauth-profile ...`
 
+mod extra;
+mod login;
+mod logout;
 mod token;
 
 use serde_json::Value;
@@ -18,10 +21,13 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
         OauthProfileCommand::Add(args) => {
             let name = args.name.clone();
             crate::model::check_name(KIND, &name).map_err(Error::invalid)?;
-            check_url("--token-url", &args.token_url)?;
+            if let Some(url) = &args.token_url {
+                check_url("--token-url", url)?;
+            }
             if args.client_id.trim().is_empty() {
                 return Err(Error::invalid("--client-id is empty"));
             }
+            let prepared = extra::prepare(ctx, &args.extra)?;
             let taken = take_secret(
                 client_secret_input(&args.secret),
                 Some(&format!("client secret for {}", args.client_id)),
@@ -29,17 +35,24 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
                 let client_secret = taken.map(|t| store.keep(KIND, &name, "client_secret", t));
-                store.oauth_profile.insert(
-                    name.clone(),
-                    OauthProfile {
-                        token_url: args.token_url.clone(),
-                        client_id: args.client_id.clone(),
-                        client_secret,
-                        grant: args.grant.into(),
-                        client_auth: args.client_auth.into(),
-                        scopes: args.scopes.clone(),
-                    },
-                );
+                let mut profile = OauthProfile {
+                    token_url: args.token_url.clone().unwrap_or_default(),
+                    client_id: args.client_id.clone(),
+                    client_secret,
+                    grant: args.grant.into(),
+                    client_auth: args.client_auth.into(),
+                    scopes: args.scopes.clone(),
+                    ..Default::default()
+                };
+                extra::apply(
+                    store,
+                    &name,
+                    &mut profile,
+                    &args.extra,
+                    prepared,
+                    args.token_url.is_some(),
+                )?;
+                store.oauth_profile.insert(name.clone(), profile);
                 Ok(())
             })?;
             ctx.out.status(&format!("added oauth-profile '{name}'"));
@@ -85,7 +98,7 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             if ctx.out.is_json() {
                 return ctx.out.json(&Value::Object(record_json(&name, p)?));
             }
-            ctx.out.fields(&[
+            let mut fields = vec![
                 ("name", name.clone()),
                 ("token url", p.token_url.clone()),
                 ("client id", p.client_id.clone()),
@@ -101,7 +114,30 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     },
                 ),
                 ("used by", used_by(&store, KIND, &name)),
-            ])
+            ];
+            let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            for (label, value) in [
+                ("issuer", &p.issuer),
+                ("authorization url", &p.authorization_url),
+                ("device authorization url", &p.device_authorization_url),
+                ("revocation url", &p.revocation_url),
+                ("redirect uri", &p.redirect_uri),
+                ("key id", &p.key_id),
+                ("subject", &p.subject),
+                ("audience", &p.audience),
+                ("protocol profile", &p.protocol_profile),
+            ] {
+                if value.is_some() {
+                    fields.push((label, opt(value)));
+                }
+            }
+            if p.signing_key.is_some() {
+                fields.push(("signing key", source_text(&p.signing_key)));
+            }
+            let (refresh, expiry) = login::token_state(&store, &name, p);
+            fields.push(("refresh token", refresh));
+            fields.push(("access token", expiry));
+            ctx.out.fields(&fields)
         }
         OauthProfileCommand::Edit(args) => {
             let name = args.name.clone();
@@ -109,6 +145,7 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 check_url("--token-url", url)?;
             }
             let taken = take_secret(client_secret_input(&args.secret), None)?;
+            let prepared = extra::prepare(ctx, &args.extra)?;
             let done = ctx.change(|store| {
                 let mut p = store
                     .oauth_profile
@@ -139,6 +176,14 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 if let Some(t) = taken {
                     p.client_secret = Some(store.keep(KIND, &name, "client_secret", t));
                 }
+                extra::apply(
+                    store,
+                    &name,
+                    &mut p,
+                    &args.extra,
+                    prepared,
+                    args.token_url.is_some(),
+                )?;
                 store.oauth_profile.insert(name.clone(), p);
                 Ok(())
             })?;
@@ -147,6 +192,8 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
         }
         OauthProfileCommand::Remove { name } => super::remove_record(ctx, KIND, &name),
         OauthProfileCommand::Token(args) => token::run(ctx, args),
+        OauthProfileCommand::Login(args) => login::run(ctx, args),
+        OauthProfileCommand::Logout { name } => logout::run(ctx, &name),
         OauthProfileCommand::Rotate(args) => crate::commands::rotate::run(
             ctx,
             crate::commands::rotate::Rotate {

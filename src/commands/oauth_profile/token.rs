@@ -6,7 +6,9 @@ use crate::cli::OauthTokenArgs;
 use crate::commands::outbound::runtime;
 use crate::commands::{Context, not_found};
 use crate::error::{Error, Result};
-use crate::model::{Authentication, Connection, Environment, Grant, RecordKind};
+use crate::model::{
+    Authentication, Connection, Environment, Grant, OauthProfile, RecordKind, Store,
+};
 use crate::outbound::{Outbound, RequestSpec, Target, Trace, oauth};
 
 pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
@@ -56,32 +58,7 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
     };
     let target = match &connection {
         Some(c) => Target::from_store(&store, c)?,
-        None => Target {
-            store_id: store.store_id.clone(),
-            name: format!("(profile {})", args.name),
-            connection: Connection {
-                integration: String::new(),
-                environment: Environment::Test,
-                active: false,
-                endpoint_url: profile.token_url.clone(),
-                allow_http: true,
-                ca_bundle: None,
-                authentication: Authentication::Oauth,
-                user: None,
-                password: None,
-                oauth_profile: Some(args.name.clone()),
-                mutual_auth: false,
-                protocol_profile: None,
-                mid_server: None,
-                inbound_user: None,
-                last_activated: None,
-                variables: Default::default(),
-            },
-            oauth: Some((args.name.clone(), profile.clone())),
-            protocol: None,
-            mid: None,
-            trial: Default::default(),
-        },
+        None => profile_target(&store, &args.name, &profile)?,
     };
     let client = Outbound::new();
     let spec = RequestSpec::default();
@@ -161,4 +138,38 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
             ),
         ])
     }
+}
+
+/// The profile on its own, as if a connection to its token endpoint used it:
+/// no MID server, the OS trust roots.
+pub(super) fn profile_target(store: &Store, name: &str, profile: &OauthProfile) -> Result<Target> {
+    let oauth = Some((name.to_string(), profile.clone()));
+    Ok(Target {
+        store_id: store.store_id.clone(),
+        name: format!("(profile {name})"),
+        connection: Connection {
+            integration: String::new(),
+            environment: Environment::Test,
+            active: false,
+            endpoint_url: profile.token_url.clone(),
+            allow_http: true,
+            ca_bundle: None,
+            authentication: Authentication::Oauth,
+            user: None,
+            password: None,
+            oauth_profile: Some(name.to_string()),
+            mutual_auth: false,
+            protocol_profile: None,
+            mid_server: None,
+            inbound_user: None,
+            last_activated: None,
+            variables: Default::default(),
+            secret_variables: Default::default(),
+        },
+        oauth_protocol: Target::oauth_protocol_of(store, &oauth)?,
+        oauth,
+        protocol: None,
+        mid: None,
+        trial: Default::default(),
+    })
 }

@@ -51,6 +51,7 @@ fn connection(integration: &str, environment: Environment, active: bool, user: &
         inbound_user: Some(user.into()),
         last_activated: None,
         variables: Default::default(),
+        secret_variables: Default::default(),
     }
 }
 
