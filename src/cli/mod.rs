@@ -992,7 +992,7 @@ pub struct OauthProfileArgs {
     #[command(flatten)]
     pub secret: ClientSecretArgs,
     #[command(flatten)]
-    pub extra: OauthExtraArgs,
+    pub extra: Box<OauthExtraArgs>,
 }
 
 #[derive(Debug, Args)]
@@ -1021,7 +1021,7 @@ pub struct OauthProfileEditArgs {
     #[command(flatten)]
     pub secret: ClientSecretArgs,
     #[command(flatten)]
-    pub extra: OauthExtraArgs,
+    pub extra: Box<OauthExtraArgs>,
 }
 
 #[derive(Debug, Args)]
