@@ -261,6 +261,9 @@ fn shared() -> &'static Bao {
         bao.bao(&["secrets", "enable", "-path=kv1", "kv"]);
         bao.bao(&["auth", "enable", "approle"]);
         bao.bao(&["auth", "enable", "-path=approle-audit", "approle"]);
+        // The renewal test counts its logins: a mount of its own, so other
+        // tests' AppRole logins on the shared server are not counted.
+        bao.bao(&["auth", "enable", "-path=approle-renew", "approle"]);
         bao.bao(&["auth", "enable", "jwt"]);
         bao
     })
@@ -1261,7 +1264,7 @@ fn a_login_token_that_would_expire_mid_run_is_renewed() {
     );
     bao.bao(&[
         "write",
-        "auth/approle/role/t-renew",
+        "auth/approle-renew/role/t-renew",
         "token_policies=t-renew",
         "token_ttl=3s",
         "token_max_ttl=1h",
@@ -1269,13 +1272,13 @@ fn a_login_token_that_would_expire_mid_run_is_renewed() {
     let role_id = bao.bao(&[
         "read",
         "-field=role_id",
-        "auth/approle/role/t-renew/role-id",
+        "auth/approle-renew/role/t-renew/role-id",
     ]);
     let secret_id = bao.bao(&[
         "write",
         "-f",
         "-field=secret_id",
-        "auth/approle/role/t-renew/secret-id",
+        "auth/approle-renew/role/t-renew/secret-id",
     ]);
     let mut f = VaultFixture::new(bao, None);
     // Each send takes a second, one at a time: the run outlives the 3 s token.
@@ -1301,7 +1304,7 @@ fn a_login_token_that_would_expire_mid_run_is_renewed() {
             &format!("vault:secret/t-renew/p{i}#password"),
         ));
     }
-    records.push_str("[vault]\nauth = \"approle\"\n\n[vault.approle]\nrole_id = \"env:ROLE\"\nsecret_id = \"env:SECRET\"\n");
+    records.push_str("[vault]\nauth = \"approle\"\n\n[vault.approle]\nmount = \"approle-renew\"\nrole_id = \"env:ROLE\"\nsecret_id = \"env:SECRET\"\n");
     f.f.store(&records);
     f.set("ROLE", &role_id);
     f.set("SECRET", &secret_id);
@@ -1314,7 +1317,7 @@ fn a_login_token_that_would_expire_mid_run_is_renewed() {
     let audited: Vec<(String, String)> = bao.audited().into_iter().skip(baseline).collect();
     let count = |path: &str| audited.iter().filter(|(_, p)| p == path).count();
     assert!(count("auth/token/renew-self") >= 1, "{audited:?}");
-    assert_eq!(count("auth/approle/login"), 1, "{audited:?}");
+    assert_eq!(count("auth/approle-renew/login"), 1, "{audited:?}");
     for i in 0..6 {
         assert_eq!(
             count(&format!("secret/data/t-renew/p{i}")),
