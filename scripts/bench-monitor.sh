@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
-cargo build --release --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 N=${CONNECTIONS:-1000}; CYCLES=${CYCLES:-4}; INTERVAL=${INTERVAL:-15}
 connctl="$PWD/target/release/connctl"
 work=$(mktemp -d); chmod 755 "$work"
@@ -15,8 +15,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.pem \
-    -days 30 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+# A CA and a leaf (webpki refuses a self-signed certificate as its own root).
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 30 -subj "/CN=bench CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req "${ec[@]}" -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+    -extfile server.ext -out server.pem 2>/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > nginx.conf <<NGX
 worker_processes 1;
@@ -44,7 +50,7 @@ for j in range(m):
 for i in sorted(range(n), key=lambda i: f"conn-{i:06}"):
     print(f'[connection."conn-{i:06}"]\nintegration = "int-{i % m:05}"\nenvironment = "test"\n'
           f'active = {"true" if i < m else "false"}\nendpoint_url = "https://localhost:{port}/health/{i}"\n'
-          f'ca_bundle = "{work}/server.pem"\nauthentication = "none"\n')
+          f'ca_bundle = "{work}/ca.pem"\nauthentication = "none"\n')
 PY
 export CONNCTL_STORE="$work/store.toml" NO_COLOR=1
 "$connctl" monitor --listen 127.0.0.1:0 --interval "${INTERVAL}s" --jobs 32 2> monitor.err & pids+=($!)
