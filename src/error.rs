@@ -92,7 +92,7 @@ impl Error {
         Self::new(
             ErrorKind::NotFound,
             // The name is the user's argument: shown escaped.
-            format!("{kind} '{}' does not exist", crate::output::escape(name)),
+            format!("{kind} '{}' does not exist", crate::text::escape(name)),
         )
         .with_hint(format!("run `connctl {kind} list` to see the names"))
     }

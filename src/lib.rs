@@ -17,3 +17,4 @@ pub mod report;
 pub mod secrets;
 pub mod store;
 pub mod template;
+pub mod text;

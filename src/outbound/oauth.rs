@@ -602,18 +602,7 @@ pub fn endpoint_text(url: &str) -> String {
     }
 }
 
-/// Server text as it is printed: control characters escaped (`\n`, `\u{1b}`).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::text::escape;
 
 /// The crate's error as connctl's: transport failures keep their own kind;
 /// the server's refusals are explained (exit 8), other answers are exit 1.
