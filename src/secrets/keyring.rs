@@ -1,6 +1,7 @@
 //! The OS keyring behind a timeout: the backend chosen at run time, entries
 //! named `<store_id>/<kind>/<name>/<field>`, errors that name the backend.
 
+use std::fmt;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 

@@ -12,7 +12,8 @@ use crate::commands::outbound::{
 };
 use crate::error::{Error, Result};
 use crate::model::Environment;
-use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Stage, Target, transport};
+use crate::net::{Stage, transport};
+use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Target};
 
 fn read_body(data: &Option<String>) -> Result<Bytes> {
     match data.as_deref() {
