@@ -302,17 +302,9 @@ impl Answer {
     }
 }
 
-/// Text from Vault made safe to print: control characters escaped, at most 300 characters.
+/// Text from Vault made safe to print: at most 300 characters, escaped as all outside text is.
 fn shown(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(300) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::escape(&text.chars().take(300).collect::<String>())
 }
 
 impl Client {
