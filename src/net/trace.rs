@@ -62,6 +62,19 @@ pub struct Trace {
     pub expiry: Expiry,
 }
 
+impl StageRecord {
+    /// The stage as one `-v` log line: name, result, time, detail.
+    pub fn log_line(&self) -> String {
+        format!(
+            "{:<12} {:<6} {:>8.1} ms  {}",
+            self.stage.as_str(),
+            if self.ok { "ok" } else { "FAILED" },
+            self.ms,
+            self.detail
+        )
+    }
+}
+
 fn elapsed_ms(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
 }
@@ -102,10 +115,15 @@ impl Trace {
 
     /// Marks an already recorded stage as failed (a TLS alert seen after the handshake).
     pub fn fail_last(&mut self, stage: Stage, err: &Error) {
-        if let Some(record) = self.stages.iter_mut().rev().find(|r| r.stage == stage) {
+        if let Some(record) = self.last_mut(stage) {
             record.ok = false;
             record.detail = err.message.clone();
         }
+    }
+
+    /// The last record of `stage`, to amend once more is known about it.
+    pub fn last_mut(&mut self, stage: Stage) -> Option<&mut StageRecord> {
+        self.stages.iter_mut().rev().find(|r| r.stage == stage)
     }
 
     pub fn failed_stage(&self) -> Option<Stage> {

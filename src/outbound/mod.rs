@@ -290,13 +290,7 @@ impl Outcome {
             }
             _ => Error::failed(format!("the endpoint answered {text}")),
         };
-        if let Some(record) = self
-            .trace
-            .stages
-            .iter_mut()
-            .rev()
-            .find(|r| r.stage == Stage::Http)
-        {
+        if let Some(record) = self.trace.last_mut(Stage::Http) {
             record.ok = false;
             record.detail = format!("{}: {}", record.detail, err.message);
         }
