@@ -12,7 +12,8 @@ use crate::commands::outbound::{
 };
 use crate::error::{Error, Result};
 use crate::model::Environment;
-use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Stage, Target, transport};
+use crate::net::{Stage, transport};
+use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Target};
 
 fn read_body(data: &Option<String>) -> Result<Bytes> {
     match data.as_deref() {
@@ -143,16 +144,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     outcome.judge(|s| (200..300).contains(&s), conn.authentication);
 
     for s in &outcome.trace.stages {
-        ctx.out.debug(
-            1,
-            &format!(
-                "{:<12} {:<6} {:>8.1} ms  {}",
-                s.stage.as_str(),
-                if s.ok { "ok" } else { "FAILED" },
-                s.ms,
-                s.detail
-            ),
-        );
+        ctx.out.debug(1, &s.log_line());
     }
     if let Some(response) = &mut outcome.response {
         if args.include {
@@ -191,13 +183,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
             )),
             // A body cut short: stdout holds only part of it, which a script must learn.
             Err(e) if !e.is_broken_pipe() => {
-                if let Some(record) = outcome
-                    .trace
-                    .stages
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.stage == Stage::Http)
-                {
+                if let Some(record) = outcome.trace.last_mut(Stage::Http) {
                     record.ok = false;
                 }
                 outcome.error = Some(Error {
