@@ -1,6 +1,5 @@
 //! `connctl connection test`: the staged test of one, some or all connections.
 
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -8,7 +7,7 @@ use serde_json::{Value, json};
 use crate::cli::ConnectionTestArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick, render_path, runtime, stage_rows, total_ms, variables,
+    method, outcome_error, pick_noted, render_path, runtime, stage_rows, total_ms, variables,
     warn_insecure,
 };
 use crate::error::ErrorKind;
@@ -40,7 +39,7 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     };
 
     if !args.all {
-        let name = pick(&store, &args.target)?;
+        let name = pick_noted(ctx, &store, &args.target)?;
         let target = Target::from_store(&store, &name)?;
         let spec = RequestSpec {
             path: render_path(&variables(&target, &args.vars)?, args.path.as_deref())?,
@@ -200,7 +199,8 @@ fn test_many(
     accept: &(dyn Fn(u16) -> bool + Sync),
 ) -> Result<Vec<Outcome>> {
     let total = targets.len();
-    let progress = std::io::stderr().is_terminal() && !ctx.out.quiet;
+    // Drawn only on a terminal, without -q and -o json; cleared when dropped.
+    let progress = ctx.out.progress(total as u64, "testing");
     let client = Arc::new(Outbound::new());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let rt = runtime(true)?;
@@ -229,17 +229,26 @@ fn test_many(
             if !outcome.ok() {
                 failed += 1;
             }
+            // Printed above the bar while it is on screen.
+            ctx.out.debug(
+                1,
+                &match outcome.trace.failed_stage() {
+                    None => format!("tested {}: ok", outcome.connection),
+                    Some(stage) => {
+                        format!(
+                            "tested {}: failed at {}",
+                            outcome.connection,
+                            stage.as_str()
+                        )
+                    }
+                },
+            );
             done.push((index, outcome));
-            if progress {
-                eprint!("\rtesting: {}/{total} done, {failed} failed ", done.len());
-                let _ = std::io::stderr().flush();
-            }
-        }
-        if progress {
-            eprint!("\r\x1b[2K");
+            progress.set(done.len() as u64, &format!("{failed} failed"));
         }
         done
     });
+    drop(progress);
     outcomes.sort_by_key(|(index, _)| *index);
     Ok(outcomes.into_iter().map(|(_, o)| o).collect())
 }
