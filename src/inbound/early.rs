@@ -33,6 +33,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::output::Printer;
+
 /// The most the server reads (and drops) of a request after an early answer:
 /// bytes on the wire for HTTP/1.x (TLS records included), DATA bytes of the
 /// stream for HTTP/2.
@@ -64,29 +66,35 @@ impl Stop {
 }
 
 /// One log line per drained request: what a user can check the bound with.
-fn log_drained(peer: SocketAddr, what: &str, discarded: u64, started: Instant, stop: Stop) {
-    eprintln!(
+fn log_drained(
+    out: &Printer,
+    peer: SocketAddr,
+    what: &str,
+    discarded: u64,
+    started: Instant,
+    stop: Stop,
+) {
+    out.log(&format!(
         "{peer}: after the early answer ({what}) {discarded} bytes of the request were read and discarded in {} ms; stopped: {}",
         started.elapsed().as_millis(),
         stop.describe()
-    );
+    ));
 }
 
 /// A connection's promise to linger on close: set by the request handler
 /// when it answered an HTTP/1.x request before reading its body.
-#[derive(Debug)]
 pub struct LingerOnClose {
     armed: AtomicBool,
     peer: SocketAddr,
-    log: bool,
+    out: Printer,
 }
 
 impl LingerOnClose {
-    pub fn new(peer: SocketAddr, log: bool) -> Arc<Self> {
+    pub fn new(peer: SocketAddr, out: Printer) -> Arc<Self> {
         Arc::new(LingerOnClose {
             armed: AtomicBool::new(false),
             peer,
-            log,
+            out,
         })
     }
 
@@ -156,9 +164,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Lingering<I> {
                 }
             }
         };
-        if self.linger.log {
-            log_drained(self.linger.peer, "HTTP/1.1", *discarded, *started, stop);
-        }
+        log_drained(
+            &self.linger.out,
+            self.linger.peer,
+            "HTTP/1.1",
+            *discarded,
+            *started,
+            stop,
+        );
         self.state = State::Closed;
         Poll::Ready(Ok(()))
     }
@@ -224,7 +237,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
 /// Reads and drops the rest of an HTTP/2 request body after its stream was
 /// answered; dropping the body at the end makes h2 reset the stream with
 /// `NO_ERROR` if the client has not ended it.
-pub async fn drain_stream(mut body: Incoming, peer: SocketAddr, log: bool) {
+pub async fn drain_stream(mut body: Incoming, peer: SocketAddr, out: Printer) {
     let started = Instant::now();
     let mut discarded: u64 = 0;
     let drain = async {
@@ -247,7 +260,5 @@ pub async fn drain_stream(mut body: Incoming, peer: SocketAddr, log: bool) {
         .await
         .unwrap_or(Stop::Time);
     drop(body);
-    if log {
-        log_drained(peer, "HTTP/2 stream", discarded, started, stop);
-    }
+    log_drained(&out, peer, "HTTP/2 stream", discarded, started, stop);
 }

@@ -147,7 +147,7 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
                     let tcp = IdleTimeout::new(tcp, options.request_timeout * 2);
-                    let linger = LingerOnClose::new(peer, shared.log_requests);
+                    let linger = LingerOnClose::new(peer, shared.out.clone());
                     let tcp = Lingering::new(tcp, linger.clone());
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
@@ -636,13 +636,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Res
             let mut response = error_reply(rejection.status, &rejection.message);
             let mut note = rejection.note;
             if let Some(body) = body.filter(|body| !body.is_end_stream()) {
-                answer_early(
-                    &mut response,
-                    body,
-                    parts.version,
-                    info,
-                    shared.log_requests,
-                );
+                answer_early(&mut response, body, parts.version, info, &shared.out);
                 note.push_str(" (answered before the body was read)");
             }
             (response, note)
@@ -668,10 +662,10 @@ fn answer_early(
     body: Incoming,
     version: Version,
     info: &PeerInfo,
-    log: bool,
+    out: &Printer,
 ) {
     if version == Version::HTTP_2 {
-        tokio::spawn(early::drain_stream(body, info.peer, log));
+        tokio::spawn(early::drain_stream(body, info.peer, out.clone()));
     } else {
         response
             .headers_mut()
