@@ -9,6 +9,7 @@ mod history;
 mod hostile;
 mod hostile_input;
 mod inbound;
+mod inbound_early;
 mod outbound;
 mod outbound_oauth;
 mod outbound_oauth_hostile;
