@@ -71,8 +71,7 @@ fn report(err: &Error, color: bool) -> ExitCode {
     } else {
         "error:"
     };
-    // Our messages may have lines of their own (causes, hints); anything
-    // else that could drive the terminal is escaped.
-    eprintln!("{label} {}", output::escape_lines(&err.to_string()));
+    // One line per part (message, causes, hint), each escaped whole.
+    eprintln!("{label} {}", err.shown());
     ExitCode::from(err.exit_code())
 }
