@@ -11,8 +11,9 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::net::Stage;
+use crate::outbound::Outcome;
 use crate::outbound::expiry::{self, Verdict};
-use crate::outbound::{Outcome, Stage};
 
 /// What `--report KIND:FILE` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -108,18 +108,16 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> Result<()> {
         .iter()
         .map(|r| {
             vec![
-                printable(&short_time(r.time)),
-                printable(&format!("{}@{}", r.user, r.host)),
+                short_time(r.time),
+                format!("{}@{}", r.user, r.host),
                 r.action.as_str().to_string(),
-                printable(&format!("{} {}", r.kind, r.name)),
-                printable(&detail(r)),
-                printable(
-                    &r.command
-                        .iter()
-                        .map(|w| sh_quote(w))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ),
+                format!("{} {}", r.kind, r.name),
+                detail(r),
+                r.command
+                    .iter()
+                    .map(|w| sh_quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]
         })
         .collect();
@@ -149,20 +147,6 @@ fn short_time(time: &str) -> String {
         (Some(19), true) => format!("{}Z", &time[..19]),
         _ => time.to_string(),
     }
-}
-
-/// Text from the journal file with control characters escaped: the file can
-/// be edited by hand, and a table must not carry terminal escapes.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// `--since`: a duration back from now (`90s`, `30m`, `12h`, `7d`, `2w`) or an RFC 3339 time.

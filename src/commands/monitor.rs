@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
         ctx.out.status(&format!(
             "probing {count} connection{} every {}",
             if count == 1 { "" } else { "s" },
-            crate::outbound::transport::format_secs(config.interval)
+            crate::net::transport::format_secs(config.interval)
         ));
         let server = tokio::spawn(monitor::serve::serve(listener, published.clone()));
         let result = monitor::run(config, published, false, shutdown, &log, &debug).await;

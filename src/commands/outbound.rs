@@ -7,7 +7,8 @@ use crate::cli::ConnectionTarget;
 use crate::commands::{Context, not_found, parse_var};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Connection, Environment, RecordKind, Store};
-use crate::outbound::{Outcome, Target, Trace};
+use crate::net::Trace;
+use crate::outbound::{Outcome, Target};
 use crate::template::Variables;
 
 pub fn runtime(multi: bool) -> Result<tokio::runtime::Runtime> {

@@ -408,16 +408,7 @@ fn trial(
         let mut outcome = rt.block_on(client.exchange(&target, spec));
         outcome.judge(default_accept, auth);
         for s in &outcome.trace.stages {
-            ctx.out.debug(
-                1,
-                &format!(
-                    "{:<12} {:<6} {:>8.1} ms  {}",
-                    s.stage.as_str(),
-                    if s.ok { "ok" } else { "FAILED" },
-                    s.ms,
-                    s.detail
-                ),
-            );
+            ctx.out.debug(1, &s.log_line());
         }
         let verdict = match (&outcome.error, outcome.status()) {
             (None, Some(status)) => format!("ok (HTTP {status}, {:.0} ms)", total_ms(&outcome)),

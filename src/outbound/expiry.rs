@@ -5,16 +5,7 @@ use serde_json::{Value, json};
 
 use super::Outcome;
 
-/// Lifetimes seen during one exchange, as Unix seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Expiry {
-    /// The server certificate's `notAfter` (also when the handshake refused it).
-    pub server_cert: Option<i64>,
-    /// The client certificate's `notAfter` (mutual TLS).
-    pub client_cert: Option<i64>,
-    /// When the OAuth access token used expires.
-    pub token: Option<i64>,
-}
+pub use crate::net::Expiry;
 
 /// The default of `--warn-days`.
 pub const DEFAULT_WARN_DAYS: u32 = 30;

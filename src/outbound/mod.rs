@@ -2,12 +2,7 @@
 //! TLS/mTLS and HTTP, each stage timed and explained. Used by `connection test` and `send`.
 
 pub mod expiry;
-pub mod limits;
 pub mod oauth;
-pub mod proxy;
-mod quickack;
-pub mod tls;
-pub mod transport;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,106 +18,11 @@ use crate::model::{
     Authentication, Connection, Grant, MidServer, OauthProfile, ProtocolProfile, RecordKind,
     SecretSource, Store,
 };
+use crate::net::proxy::{Proxy, ProxyEnv};
+use crate::net::tls::{ClientIdentity, Roots, TlsSettings};
+pub use crate::net::transport::{BodyMode, HttpRequest, Response, Route};
+use crate::net::{Stage, Trace, limits, transport};
 use crate::secrets::{self, Secret, SecretRef};
-use proxy::{Proxy, ProxyEnv};
-use tls::{ClientIdentity, Roots, TlsSettings};
-pub use transport::{BodyMode, HttpRequest, Response, Route};
-
-/// The stages of an outbound request, in order (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Secrets,
-    OauthToken,
-    Dns,
-    Tcp,
-    MidConnect,
-    Tls,
-    Http,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Secrets => "secrets",
-            Stage::OauthToken => "oauth_token",
-            Stage::Dns => "dns",
-            Stage::Tcp => "tcp",
-            Stage::MidConnect => "mid_connect",
-            Stage::Tls => "tls",
-            Stage::Http => "http",
-        }
-    }
-}
-
-/// One stage as it went.
-#[derive(Debug, Clone)]
-pub struct StageRecord {
-    pub stage: Stage,
-    pub ok: bool,
-    pub ms: f64,
-    pub detail: String,
-}
-
-/// The stages of one exchange.
-#[derive(Debug, Clone, Default)]
-pub struct Trace {
-    pub stages: Vec<StageRecord>,
-    /// What the endpoint's TLS handshake showed, once it completed.
-    pub tls: Option<tls::TlsFacts>,
-    /// Certificate and token lifetimes seen on the way.
-    pub expiry: expiry::Expiry,
-}
-
-fn elapsed_ms(started: Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
-}
-
-impl Trace {
-    /// Records a stage's result; the error's message becomes the detail of a failed stage.
-    pub fn record<T>(
-        &mut self,
-        stage: Stage,
-        started: Instant,
-        result: Result<T>,
-        detail: impl FnOnce(&T) -> String,
-    ) -> Result<T> {
-        let ms = elapsed_ms(started);
-        let (ok, detail) = match &result {
-            Ok(value) => (true, detail(value)),
-            Err(e) => (false, e.message.clone()),
-        };
-        self.stages.push(StageRecord {
-            stage,
-            ok,
-            ms,
-            detail,
-        });
-        result
-    }
-
-    /// Records a failed stage and hands the error back.
-    pub fn fail(&mut self, stage: Stage, started: Instant, err: Error) -> Error {
-        self.stages.push(StageRecord {
-            stage,
-            ok: false,
-            ms: elapsed_ms(started),
-            detail: err.message.clone(),
-        });
-        err
-    }
-
-    /// Marks an already recorded stage as failed (a TLS alert seen after the handshake).
-    pub fn fail_last(&mut self, stage: Stage, err: &Error) {
-        if let Some(record) = self.stages.iter_mut().rev().find(|r| r.stage == stage) {
-            record.ok = false;
-            record.detail = err.message.clone();
-        }
-    }
-
-    pub fn failed_stage(&self) -> Option<Stage> {
-        self.stages.iter().find(|r| !r.ok).map(|r| r.stage)
-    }
-}
 
 /// A connection with the records it refers to, looked up in the store.
 #[derive(Debug, Clone)]
@@ -390,13 +290,7 @@ impl Outcome {
             }
             _ => Error::failed(format!("the endpoint answered {text}")),
         };
-        if let Some(record) = self
-            .trace
-            .stages
-            .iter_mut()
-            .rev()
-            .find(|r| r.stage == Stage::Http)
-        {
+        if let Some(record) = self.trace.last_mut(Stage::Http) {
             record.ok = false;
             record.detail = format!("{}: {}", record.detail, err.message);
         }

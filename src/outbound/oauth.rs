@@ -17,9 +17,9 @@ use oauth2::TokenResponse;
 use serde_json::{Value, json};
 
 use super::off_runtime;
-use super::transport::{self, Route};
 use crate::error::{Error, Result};
 use crate::model::{ClientAuth, Grant, OauthProfile};
+use crate::net::transport::{self, Route};
 use crate::secrets::{self, Secret, SecretRef};
 pub use cache::Cache;
 

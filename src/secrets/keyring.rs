@@ -1,6 +1,7 @@
 //! The OS keyring behind a timeout: the backend chosen at run time, entries
 //! named `<store_id>/<kind>/<name>/<field>`, errors that name the backend.
 
+use std::fmt;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
@@ -336,35 +337,36 @@ mod platform {
     }
 }
 
+/// Opens the one native store of macOS or Windows behind the keyring timeout.
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+fn open_native(
+    backend: Backend,
+    make: impl FnOnce() -> keyring_core::Result<Arc<CredentialStore>> + Send + 'static,
+) -> Result<Keyring> {
+    let reason = "the platform's keyring".to_string();
+    let failure = match timed(make) {
+        Ok(Ok(store)) => {
+            return Ok(Keyring {
+                backend,
+                reason,
+                store,
+            });
+        }
+        Ok(Err(e)) => describe_failure(backend, &reason, "open the keyring", Failure::Backend(&e)),
+        Err(stall) => describe_failure(backend, &reason, "open the keyring", Failure::Stall(stall)),
+    };
+    Err(failure)
+}
+
 #[cfg(target_os = "macos")]
 mod platform {
     use super::*;
 
     pub(super) fn open(_requested: Option<Backend>) -> Result<Keyring> {
-        let backend = Backend::Keychain;
-        let reason = "the platform's keyring".to_string();
-        match timed(|| {
+        open_native(Backend::Keychain, || {
             apple_native_keyring_store::keychain::Store::new()
                 .map(|s| -> Arc<CredentialStore> { s })
-        }) {
-            Ok(Ok(store)) => Ok(Keyring {
-                backend,
-                reason,
-                store,
-            }),
-            Ok(Err(e)) => Err(describe_failure(
-                backend,
-                &reason,
-                "open the keyring",
-                Failure::Backend(&e),
-            )),
-            Err(stall) => Err(describe_failure(
-                backend,
-                &reason,
-                "open the keyring",
-                Failure::Stall(stall),
-            )),
-        }
+        })
     }
 
     pub(super) fn explain(_: Backend, _: &keyring_core::Error) -> Option<(String, String)> {
@@ -377,29 +379,9 @@ mod platform {
     use super::*;
 
     pub(super) fn open(_requested: Option<Backend>) -> Result<Keyring> {
-        let backend = Backend::CredentialManager;
-        let reason = "the platform's keyring".to_string();
-        match timed(|| {
+        open_native(Backend::CredentialManager, || {
             windows_native_keyring_store::Store::new().map(|s| -> Arc<CredentialStore> { s })
-        }) {
-            Ok(Ok(store)) => Ok(Keyring {
-                backend,
-                reason,
-                store,
-            }),
-            Ok(Err(e)) => Err(describe_failure(
-                backend,
-                &reason,
-                "open the keyring",
-                Failure::Backend(&e),
-            )),
-            Err(stall) => Err(describe_failure(
-                backend,
-                &reason,
-                "open the keyring",
-                Failure::Stall(stall),
-            )),
-        }
+        })
     }
 
     pub(super) fn explain(_: Backend, _: &keyring_core::Error) -> Option<(String, String)> {

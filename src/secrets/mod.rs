@@ -2,7 +2,6 @@
 //! (keyring, env, file, cmd), the OS keyring behind a timeout, and the ways a
 //! secret value enters connctl (stdin, a no-echo prompt, env/file/cmd references).
 
-use std::fmt;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -24,43 +23,7 @@ pub mod previous;
 pub use scrub::scrub;
 pub mod vault;
 
-/// A secret value. `Debug` and `Display` print `(redacted)`, so a secret
-/// cannot reach a log or an error message by accident; `expose` is the one
-/// way to the value, used only where it goes on the wire or into the keyring.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(redacted)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(redacted)")
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // Overwrite the value so it does not linger in freed memory.
-        // SAFETY: zero bytes keep the string valid UTF-8.
-        for byte in unsafe { self.0.as_bytes_mut() } {
-            unsafe { std::ptr::write_volatile(byte, 0) };
-        }
-    }
-}
+pub use crate::secret::Secret;
 
 /// Which secret of which record: the keyring account is
 /// `<store_id>/<kind>/<name>/<field>`, so two stores never share secrets.

@@ -2,7 +2,7 @@
 //! is and how connctl logs in, one login and one read per path for a whole run,
 //! writes with check-and-set, and failures in an operator's words (exit 5).
 //!
-//! Requests go through the project's own transport (`outbound::transport`): the
+//! Requests go through the project's own transport (`net::transport`): the
 //! same TLS, trust roots and `https_proxy` handling as every other request.
 
 use std::collections::HashMap;
@@ -18,10 +18,10 @@ use url::Url;
 use super::{Secret, SecretRef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{RecordKind, SecretSource, VaultAuthMethod, VaultSettings, check_http_url};
-use crate::outbound::Trace;
-use crate::outbound::proxy::ProxyEnv;
-use crate::outbound::tls::{Roots, TlsSettings};
-use crate::outbound::transport::{self, HttpRequest, Route};
+use crate::net::Trace;
+use crate::net::proxy::ProxyEnv;
+use crate::net::tls::{Roots, TlsSettings};
+use crate::net::transport::{self, HttpRequest, Route};
 
 pub const ADDR_ENV: &str = "VAULT_ADDR";
 pub const NAMESPACE_ENV: &str = "VAULT_NAMESPACE";
@@ -302,17 +302,9 @@ impl Answer {
     }
 }
 
-/// Text from Vault made safe to print: control characters escaped, at most 300 characters.
+/// Text from Vault made safe to print: at most 300 characters, escaped as all outside text is.
 fn shown(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(300) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::escape(&text.chars().take(300).collect::<String>())
 }
 
 impl Client {

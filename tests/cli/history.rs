@@ -712,3 +712,51 @@ fn a_writer_killed_at_random_moments_never_commits_without_its_entry() {
     env.ok(&["-q", "connection", "activate", "int-0001.c1"]);
     check_journal_against_store(&env, &raw_entries(&env), false);
 }
+
+#[test]
+fn escapes_in_a_hand_edited_journal_are_shown_escaped_and_kept_exact_in_json() {
+    let env = TestEnv::new();
+    two_integrations(&env);
+    env.ok(&["connection", "activate", "a.t"]);
+    let path = journal_path(&env);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let hostile = "ops\x1b[2J\nerror: forged\u{202e}";
+    last["user"] = json!(hostile);
+    last["command"] = json!(["connctl", "connection", "activate", "\x1b]0;title\x07a.t"]);
+    let mut edited = text.lines().collect::<Vec<_>>();
+    edited.pop();
+    let mut out = edited.join("\n");
+    out.push('\n');
+    out.push_str(&serde_json::to_string(&last).unwrap());
+    out.push('\n');
+    std::fs::write(&path, out).unwrap();
+
+    let table = env.run(&["history", "--limit", "1"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    for raw in ['\x1b', '\x07', '\u{202e}'] {
+        assert!(
+            !table.stdout.contains(raw),
+            "raw {raw:?} in {:?}",
+            table.stdout
+        );
+    }
+    assert!(
+        table.stdout.contains(r"ops\x1b[2J\nerror: forged\u{202e}"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains(r"\x1b]0;title\x07a.t"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        !table.stdout.lines().any(|l| l.starts_with("error: forged")),
+        "a forged line: {}",
+        table.stdout
+    );
+
+    let rows = history(&env, &["--limit", "1"]);
+    assert_eq!(rows[0]["user"], json!(hostile), "JSON keeps the exact text");
+}

@@ -151,19 +151,6 @@ fn test_all(
     Ok(live)
 }
 
-/// Control characters in text from files and servers are shown escaped.
-fn cell(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 fn ms(value: Option<f64>) -> String {
     value
         .map(|v| format!("{v:.1}"))
@@ -209,8 +196,8 @@ pub fn print(ctx: &Context, compared: &[Compared], array: bool) -> Result<()> {
             .map(|r| {
                 vec![
                     r.field.clone(),
-                    cell(&r.a),
-                    cell(&r.b),
+                    r.a.clone(),
+                    r.b.clone(),
                     if r.ignored {
                         "differs (ignored)".to_string()
                     } else {

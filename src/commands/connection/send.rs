@@ -12,7 +12,8 @@ use crate::commands::outbound::{
 };
 use crate::error::{Error, Result};
 use crate::model::Environment;
-use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Stage, Target, transport};
+use crate::net::{Stage, transport};
+use crate::outbound::{self, BodyMode, Outbound, RequestSpec, Target};
 
 fn read_body(data: &Option<String>) -> Result<Bytes> {
     match data.as_deref() {
@@ -196,17 +197,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     outcome.judge(|s| (200..300).contains(&s), conn.authentication);
 
     for s in &outcome.trace.stages {
-        ctx.out.debug(
-            1,
-            &format!(
-                "{:<12} {:<6} {:>8.1} ms  {}",
-                s.stage.as_str(),
-                if s.ok { "ok" } else { "FAILED" },
-                s.ms,
-                // One line: a certificate subject with a newline in it stays on it.
-                crate::text::escape(&s.detail)
-            ),
-        );
+        ctx.out.debug(1, &s.log_line());
     }
     if let Some(response) = &mut outcome.response {
         if args.include {
@@ -242,13 +233,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
             )),
             // A body cut short: stdout holds only part of it, which a script must learn.
             Err(e) if e.message != crate::output::BROKEN_PIPE => {
-                if let Some(record) = outcome
-                    .trace
-                    .stages
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.stage == Stage::Http)
-                {
+                if let Some(record) = outcome.trace.last_mut(Stage::Http) {
                     record.ok = false;
                 }
                 outcome.error = Some(Error {

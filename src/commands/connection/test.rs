@@ -14,8 +14,9 @@ use crate::commands::outbound::{
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::model::Store;
+use crate::net::{Stage, transport};
 use crate::outbound::expiry::{self, Verdict};
-use crate::outbound::{self, Outbound, Outcome, RequestSpec, Stage, Target, transport};
+use crate::outbound::{self, Outbound, Outcome, RequestSpec, Target};
 
 pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     let store = ctx.load()?;

@@ -7,7 +7,8 @@ use crate::commands::outbound::runtime;
 use crate::commands::{Context, not_found};
 use crate::error::{Error, Result};
 use crate::model::{Grant, OauthProfile, RecordKind, Store};
-use crate::outbound::{Outbound, RequestSpec, Trace, oauth};
+use crate::net::Trace;
+use crate::outbound::{Outbound, RequestSpec, oauth};
 
 pub fn run(ctx: &Context, args: OauthLoginArgs) -> Result<()> {
     let store = ctx.load()?;

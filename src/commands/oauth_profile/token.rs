@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::model::{
     Authentication, Connection, Environment, Grant, OauthProfile, RecordKind, Store,
 };
-use crate::outbound::{Outbound, RequestSpec, Target, Trace, oauth};
+use crate::net::Trace;
+use crate::outbound::{Outbound, RequestSpec, Target, oauth};
 
 pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
     let store = ctx.load()?;

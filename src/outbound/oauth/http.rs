@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use crate::error::Error;
-use crate::outbound::Trace;
-use crate::outbound::transport::{self, HttpRequest, Route};
+use crate::net::Trace;
+use crate::net::transport::{self, HttpRequest, Route};
 
 /// The most of a token endpoint's answer that is read (a token answer is a
 /// few kilobytes; JWT access tokens stay well below this).

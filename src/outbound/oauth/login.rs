@@ -14,8 +14,8 @@ use super::{
     refusal, scopes_of, token_of,
 };
 use crate::error::{Error, Result};
+use crate::net::transport::{self, HttpRequest, Route};
 use crate::outbound::off_runtime;
-use crate::outbound::transport::{self, HttpRequest, Route};
 use crate::secrets::{self, Secret};
 
 /// The most of the redirect request that is read.
@@ -452,7 +452,7 @@ pub async fn discover(issuer: &str, route: &Route) -> Result<Metadata> {
             headers,
             body: bytes::Bytes::new(),
         };
-        let mut trace = crate::outbound::Trace::default();
+        let mut trace = crate::net::Trace::default();
         let shown = endpoint_text(&candidate);
         let response = transport::execute_bounded(&req, route, &mut trace, Some(METADATA_LIMIT))
             .await

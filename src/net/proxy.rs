@@ -6,7 +6,7 @@ use base64::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
-use crate::secrets::Secret;
+use crate::secret::Secret;
 
 /// A forward proxy to go through, with its credentials.
 #[derive(Debug, Clone)]
