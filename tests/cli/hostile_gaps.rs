@@ -18,7 +18,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::outbound_servers::{Pki, Reply, Server, TlsOptions, runtime, server_config, tls_server};
+use crate::outbound_servers::{Pki, Reply, Server, TlsOptions, runtime, tls_server};
 use crate::support::{Run, TestEnv, keyring_entries, store_id, write};
 
 /// Control characters, an escape sequence and a forged line, as a
@@ -547,7 +547,11 @@ fn store_text_in_secret_errors_cannot_forge_lines() {
     let run = env.run(&["connection", "list"]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     clean("an invalid URL in the store", &run.stderr);
-    assert!(run.stderr.contains(r"https://x\nerror: forged"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(r"https://x\nerror: forged"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------
