@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Auth,
     /// 9: `connection test` passed, but a certificate expires within `--warn-days` (RENEW).
     Renew,
+    /// 0, and nothing printed: stdout's reader went away (`connctl ... | head`).
+    /// The command stops where it is (ripgrep does the same).
+    BrokenPipe,
 }
 
 impl ErrorKind {
@@ -37,6 +40,7 @@ impl ErrorKind {
             ErrorKind::Tls => 7,
             ErrorKind::Auth => 8,
             ErrorKind::Renew => 9,
+            ErrorKind::BrokenPipe => 0,
         }
     }
 }
@@ -123,6 +127,11 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         self.kind.exit_code()
+    }
+
+    /// stdout was closed by its reader: not worth a message.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.kind == ErrorKind::BrokenPipe
     }
 }
 

@@ -8,7 +8,7 @@ use connctl::cli::Cli;
 use connctl::cli::complete;
 use connctl::commands::{self, Context};
 use connctl::error::Error;
-use connctl::output::{self, Printer};
+use connctl::output::Printer;
 
 fn main() -> ExitCode {
     // `COMPLETE=bash connctl -- WORDS...` (the completion scripts' callback) ends here.
@@ -37,24 +37,18 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let color = output::use_color(cli.no_color);
-    match run(cli, color) {
+    let out = Printer::new(cli.output, cli.quiet, cli.verbose, cli.no_color);
+    match run(cli, out.clone()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.message == output::BROKEN_PIPE => ExitCode::SUCCESS,
-        Err(e) => report(&e, color),
+        Err(e) => report(&e, &out),
     }
 }
 
-fn run(cli: Cli, color: bool) -> Result<(), Error> {
+fn run(cli: Cli, out: Printer) -> Result<(), Error> {
     let store_path = connctl::store::resolve_path(cli.store)?;
     let ctx = Context {
         store_path,
-        out: Printer {
-            format: cli.output,
-            quiet: cli.quiet,
-            verbose: cli.verbose,
-            color,
-        },
+        out,
         yes: cli.yes,
         lock_timeout: cli.lock_timeout,
     };
@@ -65,13 +59,11 @@ fn run(cli: Cli, color: bool) -> Result<(), Error> {
 }
 
 /// The one place an error becomes text on stderr and an exit code.
-fn report(err: &Error, color: bool) -> ExitCode {
-    let label = if color {
-        "\x1b[31merror:\x1b[0m"
-    } else {
-        "error:"
-    };
-    // One line per part (message, causes, hint), each escaped whole.
-    eprintln!("{label} {}", err.shown());
+fn report(err: &Error, out: &Printer) -> ExitCode {
+    // A closed stdout (`| head`) is how the reader says it has seen enough.
+    if !err.is_broken_pipe() {
+        // One line per part (message, causes, hint), each escaped whole.
+        out.error(&err.shown());
+    }
     ExitCode::from(err.exit_code())
 }

@@ -1,12 +1,14 @@
-//! The one printer: data to stdout as a table or JSON, status, warnings,
-//! hints and verbose logs to stderr.
+//! The one printer: data to stdout as a table or JSON; status, warnings,
+//! hints, verbose logs, progress, prompts, server logs and errors to stderr.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 use comfy_table::{ContentArrangement, Table, presets};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 pub use crate::text::{escape, escape_lines};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,37 +17,56 @@ pub enum Format {
     Json,
 }
 
+/// Where every line connctl writes goes: data to stdout, everything else
+/// (status, warnings, hints, `-v` logs, progress, prompts, server logs, the
+/// final error) to stderr, each kind filtered by `-q`/`-v` here and nowhere
+/// else. Cheap to clone: clones share the progress bar on screen.
 #[derive(Debug, Clone)]
 pub struct Printer {
     pub format: Format,
     pub quiet: bool,
     pub verbose: u8,
+    /// Colored labels on stderr (`error:`, `warning:`).
     pub color: bool,
+    /// stderr is a terminal: progress is drawn and questions are asked only then.
+    pub terminal: bool,
+    /// The progress bar on screen, if any: other stderr lines are printed
+    /// while it is suspended, so they never garble it.
+    progress: Arc<Mutex<Option<ProgressBar>>>,
 }
 
-/// Writing to a closed stdout (`connctl ... | head`) is not an error worth a
-/// message; main turns this kind into a quiet exit 0.
-pub fn is_broken_pipe(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::BrokenPipe
-}
-
+/// Writes to stdout; a reader that went away (`connctl ... | head`) is the
+/// typed [`ErrorKind::BrokenPipe`], which main turns into a quiet exit 0.
 fn write_stdout(bytes: &[u8]) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|e| {
-            if is_broken_pipe(&e) {
-                Error::failed(BROKEN_PIPE)
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                Error::new(ErrorKind::BrokenPipe, "stdout is closed")
             } else {
                 Error::failed("cannot write to stdout").with_source(&e)
             }
         })
 }
 
-/// The message of the error that stands for a closed stdout.
-pub const BROKEN_PIPE: &str = "broken pipe";
-
 impl Printer {
+    /// The printer for this process: color unless `--no-color`, `NO_COLOR` or
+    /// a stderr that is not a terminal.
+    pub fn new(format: Format, quiet: bool, verbose: u8, no_color: bool) -> Self {
+        let terminal = io::stderr().is_terminal();
+        Printer {
+            format,
+            quiet,
+            verbose,
+            color: terminal
+                && !no_color
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            terminal,
+            progress: Arc::default(),
+        }
+    }
+
     pub fn is_json(&self) -> bool {
         self.format == Format::Json
     }
@@ -98,47 +119,94 @@ impl Printer {
         write_stdout(bytes)
     }
 
-    /// A status line on stderr (suppressed by -q).
-    pub fn status(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("{}", escape_lines(message));
+    /// One line of connctl's own text to stdout (the demo's tour).
+    pub fn line(&self, message: &str) -> Result<()> {
+        write_stdout(format!("{}\n", escape_lines(message)).as_bytes())
+    }
+
+    /// Writes to stderr. A closed or broken stderr (`2>&-`, a reader that
+    /// went away) loses the text but never fails or ends the command: the
+    /// exit code stays the one the work earned.
+    fn stderr(&self, text: &str) {
+        let bar = self
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let write = || {
+            let mut err = io::stderr().lock();
+            let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+        };
+        match bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
         }
     }
 
-    pub fn warn(&self, message: &str) {
+    fn label(&self, label: &str, color: &str) -> String {
         if self.color {
-            eprintln!("\x1b[33mwarning:\x1b[0m {}", escape_lines(message));
+            format!("\x1b[{color}m{label}:\x1b[0m")
         } else {
-            eprintln!("warning: {}", escape_lines(message));
+            format!("{label}:")
         }
+    }
+
+    /// A status line on stderr (suppressed by -q).
+    pub fn status(&self, message: &str) {
+        if !self.quiet {
+            self.stderr(&format!("{}\n", escape_lines(message)));
+        }
+    }
+
+    /// A line the operator needs even with -q: what to do to log in, the
+    /// address a server listens on.
+    pub fn notice(&self, message: &str) {
+        self.stderr(&format!("{}\n", escape_lines(message)));
+    }
+
+    /// Something the operator must know; shown with -q too.
+    pub fn warn(&self, message: &str) {
+        let label = self.label("warning", "33");
+        self.stderr(&format!("{label} {}\n", escape_lines(message)));
+    }
+
+    /// An error: always shown. The final error of a command (main's report)
+    /// and errors a server logs and survives.
+    pub fn error(&self, message: &str) {
+        let label = self.label("error", "31");
+        self.stderr(&format!("{label} {}\n", escape_lines(message)));
     }
 
     pub fn hint(&self, message: &str) {
         if !self.quiet {
-            eprintln!("hint: {}", escape_lines(message));
+            self.stderr(&format!("hint: {}\n", escape_lines(message)));
         }
     }
 
     /// A log line shown from `-v` (level 1) or `-vv` (level 2) on.
     pub fn debug(&self, level: u8, message: &str) {
         if self.verbose >= level {
-            eprintln!("debug: {}", escape_lines(message));
+            self.stderr(&format!("debug: {}\n", escape_lines(message)));
         }
     }
-}
 
-impl Printer {
+    /// One line of a server's log (suppressed by -q), escaped whole: its
+    /// parts come from clients, so a newline in them cannot forge a line.
+    pub fn log(&self, line: &str) {
+        if !self.quiet {
+            self.stderr(&format!("{}\n", escape(line)));
+        }
+    }
+
     /// Asks a yes/no question on the terminal (the question on stderr, the
     /// answer from stdin). `Ok(None)` when stdin or stderr is not a terminal:
     /// there is nobody to ask, and the caller decides (usually: refuse, and
     /// hint at `--yes`). Only `y` or `yes` is a yes.
     pub fn confirm(&self, question: &str) -> Result<Option<bool>> {
-        if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
+        if !io::stdin().is_terminal() || !self.terminal {
             return Ok(None);
         }
-        let mut err = io::stderr().lock();
-        let _ = write!(err, "{question} [y/N] ").and_then(|()| err.flush());
-        drop(err);
+        self.stderr(&format!("{} [y/N] ", escape_lines(question)));
         let mut answer = String::new();
         io::stdin()
             .read_line(&mut answer)
@@ -148,13 +216,89 @@ impl Printer {
             "y" | "yes"
         )))
     }
+
+    /// A progress bar of `total` steps on stderr (`WHAT: [bar] n/N done,
+    /// MESSAGE`), drawn only when stderr is a terminal, without -q and not
+    /// with -o json; otherwise nothing is drawn at all. While it is on
+    /// screen, every other stderr line of this printer is printed above it.
+    /// It is cleared when the returned handle is dropped.
+    pub fn progress(&self, total: u64, what: &str) -> Progress {
+        let note = Arc::new(Mutex::new(String::new()));
+        if !self.terminal || self.quiet || self.is_json() {
+            return Progress {
+                bar: None,
+                slot: None,
+                note,
+            };
+        }
+        // The note is read when the bar is drawn, so one `set` draws once.
+        let shown = note.clone();
+        let style = ProgressStyle::with_template(&format!(
+            "{}: [{{bar:30}}] {{pos}}/{{len}} done{{note}}",
+            escape(what)
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "note",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let note = shown
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !note.is_empty() {
+                    let _ = write!(w, ", {note}");
+                }
+            },
+        )
+        .progress_chars("=> ");
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            .with_style(style);
+        *self
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(bar.clone());
+        bar.tick();
+        Progress {
+            bar: Some(bar),
+            slot: Some(self.progress.clone()),
+            note,
+        }
+    }
 }
 
-/// Whether to color stderr: not with --no-color, NO_COLOR, or a non-terminal.
-pub fn use_color(no_color_flag: bool) -> bool {
-    !no_color_flag
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && io::stderr().is_terminal()
+/// A progress bar on screen (or nothing, where none is drawn); see
+/// [`Printer::progress`].
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    slot: Option<Arc<Mutex<Option<ProgressBar>>>>,
+    /// Shown after the count (`, 3 failed`).
+    note: Arc<Mutex<String>>,
+}
+
+impl Progress {
+    /// Moves to `done` steps, with a short note after the count.
+    pub fn set(&self, done: u64, note: &str) {
+        if let Some(bar) = &self.bar {
+            *self
+                .note
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = escape(note);
+            bar.set_position(done);
+        }
+    }
+}
+
+impl Drop for Progress {
+    /// Leaves a clean line: the bar is erased, and later lines go straight to stderr.
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// `-` for an absent value in tables.

@@ -14,7 +14,7 @@ use super::Context;
 use crate::cli::DemoArgs;
 use crate::error::{Error, Result};
 use crate::inbound::pki;
-use crate::output::sh_quote;
+use crate::output::{Printer, sh_quote};
 use crate::secrets::{self, Secret};
 
 const INTEGRATION: &str = "orders";
@@ -71,24 +71,13 @@ struct Demo {
     server: Option<Child>,
     server_log: Arc<Mutex<Vec<String>>>,
     step: usize,
+    out: Printer,
 }
 
 /// What one child run printed.
 struct Ran {
     code: i32,
     stdout: String,
-}
-
-fn say(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
-}
-
-fn indent(text: &str) {
-    for line in text.lines() {
-        say(&format!("    {line}"));
-    }
 }
 
 /// Can this machine's keyring store and give back a value? Leaves nothing
@@ -102,6 +91,19 @@ fn keyring_works() -> std::result::Result<(), String> {
 }
 
 impl Demo {
+    /// One line of the tour to stdout; a closed stdout ends the demo.
+    fn say(&self, text: &str) -> Result<()> {
+        self.out.line(text)
+    }
+
+    /// A child's output, indented under its command line.
+    fn indent(&self, text: &str) -> Result<()> {
+        for line in text.lines() {
+            self.say(&format!("    {line}"))?;
+        }
+        Ok(())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -134,10 +136,10 @@ impl Demo {
         cmd
     }
 
-    fn heading(&mut self, title: &str) {
+    fn heading(&mut self, title: &str) -> Result<()> {
         self.step += 1;
-        say("");
-        say(&format!("{}. {title}", self.step));
+        self.say("")?;
+        self.say(&format!("{}. {title}", self.step))
     }
 
     /// Runs one connctl command, printing it and its output; fails unless it
@@ -146,9 +148,9 @@ impl Demo {
         interrupted()?;
         let line = self.command_line(args);
         if pipe_password {
-            say(&format!("$ printf '%s' \"$PASSWORD\" | {line}"));
+            self.say(&format!("$ printf '%s' \"$PASSWORD\" | {line}"))?;
         } else {
-            say(&format!("$ {line}"));
+            self.say(&format!("$ {line}"))?;
         }
         let mut cmd = self.command(args);
         cmd.stdin(if pipe_password {
@@ -171,8 +173,8 @@ impl Demo {
             .map_err(|e| Error::failed(format!("`{line}` did not finish")).with_source(&e))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        indent(&stdout);
-        indent(&stderr);
+        self.indent(&stdout)?;
+        self.indent(&stderr)?;
         let code = output.status.code().unwrap_or(-1);
         if code != expect {
             let mut error = Error::failed(format!(
@@ -185,7 +187,7 @@ impl Demo {
             return Err(error);
         }
         if expect != 0 {
-            say(&format!("    (exit {code}, as expected)"));
+            self.say(&format!("    (exit {code}, as expected)"))?;
         }
         Ok(Ran { code, stdout })
     }
@@ -210,7 +212,7 @@ impl Demo {
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let line = self.command_line(&args);
-        say(&format!("$ {line} &"));
+        self.say(&format!("$ {line} &"))?;
         let mut child = self
             .command(&args)
             .stdin(Stdio::null())
@@ -227,12 +229,12 @@ impl Demo {
         let Some(url) = first.trim().strip_prefix("listening on ") else {
             let mut rest = String::new();
             let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-            indent(&first);
-            indent(&rest);
+            self.indent(&first)?;
+            self.indent(&rest)?;
             return Err(Error::failed("`connctl inbound serve` did not start"));
         };
         let url = url.to_string();
-        indent(first.trim_end());
+        self.indent(first.trim_end())?;
         let log = self.server_log.clone();
         std::thread::spawn(move || {
             for line in reader.lines().map_while(std::result::Result::ok) {
@@ -245,7 +247,7 @@ impl Demo {
     }
 
     /// The server's log lines since `from`, printed indented.
-    fn show_server_log(&self, from: usize) -> usize {
+    fn show_server_log(&self, from: usize) -> Result<usize> {
         // The server logs a request just after answering it.
         std::thread::sleep(Duration::from_millis(100));
         let log = self
@@ -254,9 +256,9 @@ impl Demo {
             .map(|l| l.clone())
             .unwrap_or_default();
         for line in log.iter().skip(from) {
-            say(&format!("    [inbound serve] {line}"));
+            self.say(&format!("    [inbound serve] {line}"))?;
         }
-        log.len()
+        Ok(log.len())
     }
 
     fn show_last_message(&self) -> Result<()> {
@@ -270,11 +272,11 @@ impl Demo {
             .ok_or_else(|| Error::failed("the spool is empty: the message was not recorded"))?;
         let value: serde_json::Value = serde_json::from_str(last)
             .map_err(|e| Error::failed("the spool line is not JSON").with_source(&e))?;
-        say(&format!(
+        self.say(&format!(
             "$ tail -n 1 \"$DEMO\"/spool/{}",
             crate::inbound::spool::SPOOL_FILE
-        ));
-        indent(&serde_json::to_string_pretty(&value).unwrap_or_else(|_| last.to_string()));
+        ))?;
+        self.indent(&serde_json::to_string_pretty(&value).unwrap_or_else(|_| last.to_string()))?;
         Ok(())
     }
 
@@ -317,7 +319,9 @@ impl Drop for Demo {
     fn drop(&mut self) {
         self.stop_server();
         for problem in self.forget_keyring_entries() {
-            eprintln!("warning: could not remove the demo's keyring entry for {problem}");
+            self.out.warn(&format!(
+                "could not remove the demo's keyring entry for {problem}"
+            ));
         }
         // The folder goes with `self.dir`.
     }
@@ -341,6 +345,7 @@ pub fn run(ctx: &Context, _args: DemoArgs) -> Result<()> {
         server: None,
         server_log: Arc::new(Mutex::new(Vec::new())),
         step: 0,
+        out: ctx.out.clone(),
     };
     let result = steps(&mut demo);
     let server_log = demo
@@ -350,24 +355,31 @@ pub fn run(ctx: &Context, _args: DemoArgs) -> Result<()> {
         .unwrap_or_default();
     let folder = demo.dir.path().display().to_string();
     drop(demo);
-    say("");
     match result {
         Ok(()) => {
-            say(&format!(
+            ctx.out.line("")?;
+            ctx.out.line(&format!(
                 "Done. Removed {folder}, its keyring entries, and stopped the server."
-            ));
-            say(
+            ))?;
+            ctx.out.line(
                 "Next: `connctl --help`, and `connctl connection add --help` for your own connections.",
-            );
-            Ok(())
+            )
         }
+        // stdout is closed: nothing more to show there.
+        Err(e) if e.is_broken_pipe() => Err(e),
         Err(e) => {
-            if !server_log.is_empty() {
-                say("The server's log (inbound serve):");
-                for line in &server_log {
-                    say(&format!("    {line}"));
+            // As much of the log as stdout takes; the step's error is what counts.
+            let show_log = || -> Result<()> {
+                ctx.out.line("")?;
+                if !server_log.is_empty() {
+                    ctx.out.line("The server's log (inbound serve):")?;
+                    for line in &server_log {
+                        ctx.out.line(&format!("    {line}"))?;
+                    }
                 }
-            }
+                Ok(())
+            };
+            let _ = show_log();
             ctx.out
                 .status(&format!("removed {folder} and the demo's keyring entries"));
             Err(e)
@@ -376,30 +388,30 @@ pub fn run(ctx: &Context, _args: DemoArgs) -> Result<()> {
 }
 
 fn steps(demo: &mut Demo) -> Result<()> {
-    say("connctl demo: the main job end to end, in a throwaway folder.");
-    say(&format!("DEMO={}", demo.dir.path().display()));
-    say("Every command below runs with --store \"$DEMO\"/store.toml, a store of its own,");
-    say("so your own store is not touched.");
+    demo.say("connctl demo: the main job end to end, in a throwaway folder.")?;
+    demo.say(&format!("DEMO={}", demo.dir.path().display()))?;
+    demo.say("Every command below runs with --store \"$DEMO\"/store.toml, a store of its own,")?;
+    demo.say("so your own store is not touched.")?;
 
-    demo.heading("Where secrets go");
+    demo.heading("Where secrets go")?;
     match keyring_works() {
         Ok(()) => {
             demo.mode = SecretMode::Keyring;
-            say("The OS keyring works here (a test value went in and came back):");
-            say("passwords are piped in with --password-stdin and kept in the keyring.");
-            say("$PASSWORD below is a random password made for this run.");
+            demo.say("The OS keyring works here (a test value went in and came back):")?;
+            demo.say("passwords are piped in with --password-stdin and kept in the keyring.")?;
+            demo.say("$PASSWORD below is a random password made for this run.")?;
         }
         Err(why) => {
             demo.mode = SecretMode::Env;
-            say(&format!("The OS keyring is not usable here ({why})."));
-            say(&format!(
+            demo.say(&format!("The OS keyring is not usable here ({why})."))?;
+            demo.say(&format!(
                 "Passwords are referenced as env:{PASSWORD_VAR} instead (--password-env), a variable"
-            ));
-            say("each command below gets. Never a secret on the command line, either way.");
+            ))?;
+            demo.say("each command below gets. Never a secret on the command line, either way.")?;
         }
     }
 
-    demo.heading("Certificates for a private CA, a server (localhost) and a client");
+    demo.heading("Certificates for a private CA, a server (localhost) and a client")?;
     let pki_dir = demo.path("pki");
     std::fs::create_dir_all(&pki_dir)
         .map_err(|e| Error::failed("cannot create the certificate folder").with_source(&e))?;
@@ -411,10 +423,10 @@ fn steps(demo: &mut Demo) -> Result<()> {
         &pki.client_cert,
         &pki.client_key,
     ] {
-        say(&format!("    {}", demo.shown(&path.display().to_string())));
+        demo.say(&format!("    {}", demo.shown(&path.display().to_string())))?;
     }
 
-    demo.heading("An inbound user: the identity the remote system authenticates as");
+    demo.heading("An inbound user: the identity the remote system authenticates as")?;
     let password_flags: Vec<&str> = match demo.mode {
         SecretMode::Keyring => vec!["--password-stdin"],
         SecretMode::Env => vec!["--password-env", PASSWORD_VAR],
@@ -424,15 +436,19 @@ fn steps(demo: &mut Demo) -> Result<()> {
     args.extend(&password_flags);
     demo.run(&args, piped, 0)?;
 
-    demo.heading("The remote system: `connctl inbound serve` with TLS and client certificates");
-    say("It plays the partner's endpoint. It admits a sender only with the Basic credentials");
-    say("of an inbound user that an active connection names, and only with a client");
-    say("certificate from the demo CA. It reads the same store, so one user serves both ways.");
+    demo.heading("The remote system: `connctl inbound serve` with TLS and client certificates")?;
+    demo.say(
+        "It plays the partner's endpoint. It admits a sender only with the Basic credentials",
+    )?;
+    demo.say("of an inbound user that an active connection names, and only with a client")?;
+    demo.say(
+        "certificate from the demo CA. It reads the same store, so one user serves both ways.",
+    )?;
     let url = demo.start_server(&pki)?;
-    let log_mark = demo.show_server_log(0);
+    let log_mark = demo.show_server_log(0)?;
     let endpoint = format!("{}/api/orders", url.replace("127.0.0.1", "localhost"));
 
-    demo.heading("An integration, and the protocol profile for mutual TLS");
+    demo.heading("An integration, and the protocol profile for mutual TLS")?;
     demo.run(
         &[
             "integration",
@@ -467,7 +483,7 @@ fn steps(demo: &mut Demo) -> Result<()> {
         0,
     )?;
 
-    demo.heading("Two connections: test and production, Basic auth + mutual TLS");
+    demo.heading("Two connections: test and production, Basic auth + mutual TLS")?;
     for (name, env) in [(TEST_CONNECTION, "test"), (PROD_CONNECTION, "production")] {
         let channel = format!("channel=orders-{env}");
         let mut args = vec![
@@ -498,27 +514,27 @@ fn steps(demo: &mut Demo) -> Result<()> {
         demo.run(&args, piped, 0)?;
     }
 
-    demo.heading("Compare them: they may differ only where environments should");
-    say("Authentication, mutual TLS, certificate issuer, MID server use, path and variable");
-    say("keys must match; environment, host and variable values may differ.");
+    demo.heading("Compare them: they may differ only where environments should")?;
+    demo.say("Authentication, mutual TLS, certificate issuer, MID server use, path and variable")?;
+    demo.say("keys must match; environment, host and variable values may differ.")?;
     demo.run(
         &["connection", "diff", TEST_CONNECTION, PROD_CONNECTION],
         false,
         0,
     )?;
 
-    demo.heading("Nothing is active yet, so the remote system is not let in");
+    demo.heading("Nothing is active yet, so the remote system is not let in")?;
     demo.run(&["inbound", "check", PARTNER_USER], false, 1)?;
 
-    demo.heading("Activate the test connection");
+    demo.heading("Activate the test connection")?;
     demo.run(&["connection", "activate", TEST_CONNECTION], false, 0)?;
     demo.run(&["connection", "list"], false, 0)?;
 
-    demo.heading("Test the connection: each stage of the outbound path, timed");
+    demo.heading("Test the connection: each stage of the outbound path, timed")?;
     demo.run(&["connection", "test", TEST_CONNECTION], false, 0)?;
-    let log_mark = demo.show_server_log(log_mark);
+    let log_mark = demo.show_server_log(log_mark)?;
 
-    demo.heading("Send a message through the test connection");
+    demo.heading("Send a message through the test connection")?;
     demo.run(
         &[
             "connection",
@@ -534,22 +550,24 @@ fn steps(demo: &mut Demo) -> Result<()> {
         false,
         0,
     )?;
-    let log_mark = demo.show_server_log(log_mark);
+    let log_mark = demo.show_server_log(log_mark)?;
 
-    demo.heading("The message as the remote system received and recorded it");
+    demo.heading("The message as the remote system received and recorded it")?;
     demo.show_last_message()?;
 
-    demo.heading("Who is let in now");
+    demo.heading("Who is let in now")?;
     demo.run(&["inbound", "check", PARTNER_USER], false, 0)?;
 
-    demo.heading("Switch the integration to production");
-    say("Activating a connection deactivates the integration's other one.");
+    demo.heading("Switch the integration to production")?;
+    demo.say("Activating a connection deactivates the integration's other one.")?;
     demo.run(&["connection", "activate", PROD_CONNECTION], false, 0)?;
     demo.run(&["inbound", "check", PARTNER_USER, "-o", "json"], false, 0)?;
-    say("The running server re-reads the store on its next request (no restart): the partner");
-    say("is now admitted through production, and a send by integration goes through the");
-    say("integration's active connection, now production.");
-    say("Production sends ask for confirmation; --yes gives it in a script.");
+    demo.say(
+        "The running server re-reads the store on its next request (no restart): the partner",
+    )?;
+    demo.say("is now admitted through production, and a send by integration goes through the")?;
+    demo.say("integration's active connection, now production.")?;
+    demo.say("Production sends ask for confirmation; --yes gives it in a script.")?;
     let ran = demo.run(
         &[
             "connection",
@@ -574,7 +592,7 @@ fn steps(demo: &mut Demo) -> Result<()> {
             demo.step
         )));
     }
-    demo.show_server_log(log_mark);
+    demo.show_server_log(log_mark)?;
     Ok(())
 }
 

@@ -69,6 +69,6 @@ fn serve(ctx: &Context, args: InboundServeArgs) -> Result<()> {
         spool: args.spool,
         max_body,
         request_timeout: args.request_timeout,
-        log_requests: !ctx.out.quiet,
+        out: ctx.out.clone(),
     })
 }

@@ -76,8 +76,9 @@ pub fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
         // Watch for signals before announcing, so a signal right after the
         // announcement already stops the exporter cleanly.
         let shutdown = crate::inbound::serve::shutdown_signal()?;
-        // The first stderr line: tests read the port from it.
-        eprintln!("listening on http://{local}/metrics");
+        // The first stderr line, also with -q: tests read the port from it.
+        ctx.out
+            .notice(&format!("listening on http://{local}/metrics"));
         ctx.out.status(&format!(
             "probing {count} connection{} every {}",
             if count == 1 { "" } else { "s" },

@@ -36,6 +36,7 @@ use super::check::{self, Denial};
 use super::spool::{self, SPOOL_FILE, Spool};
 use crate::error::{Error, Result};
 use crate::model::{SecretSource, Store, now_rfc3339};
+use crate::output::{Printer, escape};
 use crate::secrets::{self, Secret};
 use crate::store::{Stamp, stamp};
 
@@ -57,8 +58,9 @@ pub struct ServeOptions {
     pub max_body: u64,
     /// Limit for reading a request's headers, a TLS handshake and a body.
     pub request_timeout: Duration,
-    /// One stderr line per request.
-    pub log_requests: bool,
+    /// Where its stderr lines go: `-q` drops the request log and the status
+    /// lines, never the address, warnings or errors.
+    pub out: Printer,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes requests in flight.
@@ -97,26 +99,27 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
     // announcement already stops the server cleanly.
     let shutdown = shutdown_signal()?;
     // A store that cannot be read fails the start, before anything is announced.
-    let store = StoreWatch::new(&options.store_path)?;
+    let store = StoreWatch::new(&options.store_path, options.out.clone())?;
     let (spool, writer) = Spool::open(options.spool.as_deref())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    // The first stderr line: tests and `connctl demo` read the port from it.
-    eprintln!("listening on {scheme}://{local}");
+    let out = &options.out;
+    // The first stderr line, also with -q: tests and `connctl demo` read the port from it.
+    out.notice(&format!("listening on {scheme}://{local}"));
     match &options.spool {
-        Some(dir) => eprintln!("spool: {}", dir.join(SPOOL_FILE).display()),
-        None => eprintln!("spool: stdout (one JSON line per accepted message)"),
+        Some(dir) => out.status(&format!("spool: {}", shown(&dir.join(SPOOL_FILE)))),
+        None => out.status("spool: stdout (one JSON line per accepted message)"),
     }
     if let Some(ca) = &options.client_ca {
-        eprintln!(
+        out.status(&format!(
             "client certificates: required, issued by '{}'",
-            ca.display()
-        );
+            shown(ca)
+        ));
     }
     if !options.store_path.exists() {
-        eprintln!(
-            "warning: the store '{}' does not exist yet: every request is refused until an inbound user is on an active connection",
-            options.store_path.display()
-        );
+        out.warn(&format!(
+            "the store '{}' does not exist yet: every request is refused until an inbound user is on an active connection",
+            shown(&options.store_path)
+        ));
     }
 
     let shared = Arc::new(Shared {
@@ -125,7 +128,7 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
         spool,
         max_body: options.max_body,
         request_timeout: options.request_timeout,
-        log_requests: options.log_requests,
+        out: options.out.clone(),
     });
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -167,14 +170,10 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
                                         serve_io(&builder, stream, shared, info, watcher).await;
                                     }
                                     Ok(Err(e)) => {
-                                        if shared.log_requests {
-                                            eprintln!("{peer}: TLS handshake failed: {e}");
-                                        }
+                                        shared.out.log(&format!("{peer}: TLS handshake failed: {e}"));
                                     }
                                     Err(_) => {
-                                        if shared.log_requests {
-                                            eprintln!("{peer}: TLS handshake timed out");
-                                        }
+                                        shared.out.log(&format!("{peer}: TLS handshake timed out"));
                                     }
                                 }
                             }
@@ -183,7 +182,7 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
-                    eprintln!("warning: accept failed: {e}");
+                    out.warn(&format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -191,25 +190,30 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
         }
     }
     drop(listener);
-    eprintln!(
+    out.status(&format!(
         "stopping: finishing {} open connection(s)",
         graceful.count()
-    );
+    ));
     let finished = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     // Every handler holds a `Spool` through `shared`; once the last is gone the writer ends.
     drop(shared);
     // Not joined: a connection abandoned after the grace period may still hold a handle.
     let writer_done = tokio::task::spawn_blocking(move || writer.join());
     if finished.is_err() {
-        eprintln!(
-            "warning: requests still in flight after {}s were abandoned (none of them was answered 202)",
+        out.warn(&format!(
+            "requests still in flight after {}s were abandoned (none of them was answered 202)",
             SHUTDOWN_GRACE.as_secs()
-        );
+        ));
     } else {
         let _ = writer_done.await;
     }
-    eprintln!("stopped");
+    out.status("stopped");
     Ok(())
+}
+
+/// A path of the command line or store in a status line: one line, escaped.
+fn shown(path: &Path) -> String {
+    escape(&path.display().to_string())
 }
 
 async fn serve_io<I>(
@@ -368,7 +372,7 @@ struct Shared {
     spool: Spool,
     max_body: u64,
     request_timeout: Duration,
-    log_requests: bool,
+    out: Printer,
 }
 
 struct Snapshot {
@@ -381,10 +385,12 @@ struct Snapshot {
 struct StoreWatch {
     path: PathBuf,
     snapshot: Mutex<Snapshot>,
+    /// Says when the store was reloaded, or could not be.
+    out: Printer,
 }
 
 impl StoreWatch {
-    fn new(path: &Path) -> Result<Self> {
+    fn new(path: &Path, out: Printer) -> Result<Self> {
         let stamp = stamp(path);
         let store = crate::store::load(path)?;
         Ok(StoreWatch {
@@ -394,6 +400,7 @@ impl StoreWatch {
                 store: Arc::new(store),
                 generation: 0,
             }),
+            out,
         })
     }
 
@@ -409,12 +416,13 @@ impl StoreWatch {
                 Ok(store) => {
                     snapshot.store = Arc::new(store);
                     snapshot.generation += 1;
-                    eprintln!("store changed: reloaded '{}'", self.path.display());
+                    self.out
+                        .status(&format!("store changed: reloaded '{}'", shown(&self.path)));
                 }
                 Err(e) => {
-                    eprintln!(
-                        "warning: the store changed but cannot be read; still using the previous version: {e}"
-                    );
+                    self.out.warn(&format!(
+                        "the store changed but cannot be read; still using the previous version: {e}"
+                    ));
                 }
             }
         }
@@ -616,17 +624,15 @@ async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Res
             )
         }
     };
-    if shared.log_requests {
-        // One line per request: the user name, path and notes come from the
-        // client, so a newline in them must not start a forged log line.
-        let line = format!(
-            "{} {} {} {path} {note}",
-            info.peer,
-            response.status().as_u16(),
-            parts.method
-        );
-        eprintln!("{}", crate::output::escape(&line));
-    }
+    // One line per request: the user name, path and notes come from the
+    // client, so the printer escapes it whole: a newline in them cannot
+    // start a forged log line.
+    shared.out.log(&format!(
+        "{} {} {} {path} {note}",
+        info.peer,
+        response.status().as_u16(),
+        parts.method
+    ));
     response
 }
 
@@ -801,7 +807,7 @@ async fn admit_and_record(
         Err(e) => return unrecorded(format!("user={user}: cannot encode the record: {e}")),
     };
     if let Err(e) = shared.spool.append(line).await {
-        eprintln!("error: cannot write to the spool: {e}");
+        shared.out.error(&format!("cannot write to the spool: {e}"));
         return unrecorded(format!("user={user}: spool write failed"));
     }
     let note = format!("user={user} connection={} id={id}", admission.connection);
@@ -865,12 +871,10 @@ async fn admit(
     {
         Ok(secret) => secret,
         Err(e) => {
-            eprintln!(
-                "{}",
-                crate::output::escape(&format!(
-                    "error: cannot read the password of inbound-user '{user}': {e}"
-                ))
-            );
+            // The user name comes from the client: escaped whole.
+            shared.out.error(&escape(&format!(
+                "cannot read the password of inbound-user '{user}': {e}"
+            )));
             return Err(Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server cannot check credentials right now",

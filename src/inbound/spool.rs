@@ -170,11 +170,16 @@ fn write_durably(target: &mut Target, buffer: &[u8]) -> io::Result<()> {
             if let Err(e) = written {
                 // Cut a partial batch off again, so the next batch starts on a
                 // line of its own and no rejected message looks accepted.
+                // The server logs the error (through its printer): a failed
+                // cut is said there too.
                 if file.set_len(before).is_err() {
-                    eprintln!(
-                        "warning: could not truncate '{}' after a failed write",
-                        path.display()
-                    );
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{e}; and '{}' could not be cut back after the failed write",
+                            path.display()
+                        ),
+                    ));
                 }
                 return Err(e);
             }

@@ -15,6 +15,7 @@ mod outbound_oauth;
 mod outbound_oauth_hostile;
 mod outbound_oidc;
 mod outbound_servers;
+mod printer;
 mod private_bus;
 mod records;
 mod records_profiles;

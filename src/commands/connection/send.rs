@@ -232,7 +232,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
                 total_ms(&outcome)
             )),
             // A body cut short: stdout holds only part of it, which a script must learn.
-            Err(e) if e.message != crate::output::BROKEN_PIPE => {
+            Err(e) if !e.is_broken_pipe() => {
                 if let Some(record) = outcome.trace.last_mut(Stage::Http) {
                     record.ok = false;
                 }

@@ -1,6 +1,5 @@
 //! `connctl connection test`: the staged test of one, some or all connections.
 
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -200,7 +199,8 @@ fn test_many(
     accept: &(dyn Fn(u16) -> bool + Sync),
 ) -> Result<Vec<Outcome>> {
     let total = targets.len();
-    let progress = std::io::stderr().is_terminal() && !ctx.out.quiet;
+    // Drawn only on a terminal, without -q and -o json; cleared when dropped.
+    let progress = ctx.out.progress(total as u64, "testing");
     let client = Arc::new(Outbound::new());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let rt = runtime(true)?;
@@ -229,17 +229,26 @@ fn test_many(
             if !outcome.ok() {
                 failed += 1;
             }
+            // Printed above the bar while it is on screen.
+            ctx.out.debug(
+                1,
+                &match outcome.trace.failed_stage() {
+                    None => format!("tested {}: ok", outcome.connection),
+                    Some(stage) => {
+                        format!(
+                            "tested {}: failed at {}",
+                            outcome.connection,
+                            stage.as_str()
+                        )
+                    }
+                },
+            );
             done.push((index, outcome));
-            if progress {
-                eprint!("\rtesting: {}/{total} done, {failed} failed ", done.len());
-                let _ = std::io::stderr().flush();
-            }
-        }
-        if progress {
-            eprint!("\r\x1b[2K");
+            progress.set(done.len() as u64, &format!("{failed} failed"));
         }
         done
     });
+    drop(progress);
     outcomes.sort_by_key(|(index, _)| *index);
     Ok(outcomes.into_iter().map(|(_, o)| o).collect())
 }

@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: OauthLoginArgs) -> Result<()> {
     // The token requests themselves get the usual 30 s each.
     let spec = RequestSpec::default();
     // What the person must do is shown even with -q: the login cannot go on without it.
-    let say = |text: String| eprintln!("{text}");
+    let say = |text: String| ctx.out.notice(&text);
     let rt = runtime(false)?;
     let mut trace = Trace::default();
     let prepared = rt.block_on(client.prepare(&target, &spec, &mut trace))?;
