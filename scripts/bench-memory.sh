@@ -95,7 +95,7 @@ done
 
 cat > store.toml <<EOF
 version = 1
-store_id = "bench-memory"
+store_id = "6e2c5b3a-0000-4000-8000-0000000be4c4"
 
 [integration.bench]
 

@@ -28,8 +28,10 @@
 //! 1. Take the store's write lock; load and validate the store.
 //! 2. Plan: run the command's edits on a copy (a [`Draft`]); an error ends
 //!    here with nothing done.
-//! 3. Validate the planned store against every rule (`Store::validate`,
-//!    the same check every load makes) and render it; check that every new
+//! 3. Validate the planned store against every rule (`Store::check_change`:
+//!    `Store::validate`, the same check every load makes, with the broken
+//!    rule's hint; a dangling reference the change introduced is exit 3, a
+//!    removal others still reference exit 4) and render it; check that every new
 //!    value goes to a record that exists after the change.
 //! 4. Read the previous value of every entry to be set (a read only).
 //! 5. Hooks' [`CommitHook::prepare`] (a journal's write-ahead goes here);
@@ -284,6 +286,7 @@ pub fn commit<T>(
     } = draft;
 
     let text = if after != before {
+        after.check_change(&before)?;
         Some(store::render(&after)?)
     } else {
         None

@@ -1,11 +1,17 @@
 //! Records, environments, secret sources and the rules of DESIGN.md §1.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod choice;
+mod rules;
+
+pub use choice::CONNECTION_CHOICE;
+pub use rules::{PASSWORD_FLAGS, RuleViolation, basic_user_problem};
 
 /// The store format this build reads and writes.
 pub const STORE_VERSION: u32 = 1;
@@ -581,30 +587,6 @@ pub struct Store {
     pub inbound_user: BTreeMap<String, InboundUser>,
 }
 
-/// A broken rule, with the record and field it is about so the store loader
-/// can point at the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleViolation {
-    pub rule: &'static str,
-    pub kind: RecordKind,
-    pub name: String,
-    pub field: Option<&'static str>,
-    pub message: String,
-}
-
-impl fmt::Display for RuleViolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.rule)
-    }
-}
-
-pub const RULE_NAME: &str = "names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}";
-pub const RULE_ONE_ACTIVE: &str = "rule 1: at most one active connection per integration";
-pub const RULE_AUTH: &str = "rule 3: authentication needs its credentials and profiles";
-pub const RULE_REFERENCE: &str = "rule 4: every reference must exist";
-pub const RULE_INBOUND: &str = "rule 5: an inbound user may be on at most one active connection";
-pub const RULE_URL: &str = "rule 6: endpoint URLs are absolute http or https URLs";
-
 /// `text` with the user and password of a URL's authority replaced by
 /// `(credentials)`, so a message can repeat a URL without its secret.
 ///
@@ -665,12 +647,58 @@ pub fn check_http_url(original: &str) -> Result<String, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("'{text}' has no host"));
     }
+    if url.port() == Some(0) {
+        return Err(format!(
+            "'{text}' has port 0, which no server listens on: write the port the server listens on, or none for the scheme's default"
+        ));
+    }
     if shown != original {
         return Err(format!(
             "'{text}' carries credentials: a URL must not hold a user or password (the store is plain text); give them with their own flags (--user with --password-stdin|-env|-file|-cmd, or --client-id with --client-secret-*)"
         ));
     }
     Ok(url.scheme().to_string())
+}
+
+/// Checks a MID server URL: an absolute `http://` URL (connctl speaks no TLS
+/// to the proxy itself; a tunnel through it to an https endpoint is still TLS
+/// end to end). The error comes with its hint.
+pub fn check_proxy_url(original: &str) -> Result<(), (String, &'static str)> {
+    const HINT: &str = "give the proxy as http://host:port; https endpoints behind the MID server stay TLS end to end through its tunnel";
+    if !original.contains("://") {
+        // `host:port` parses as a URL of scheme `host`; never repeat a password
+        // written into it (`user:pw@host:3128`).
+        let shown = without_credentials(original);
+        return Err((
+            format!(
+                "'{shown}' is not an absolute URL: write it with its scheme, e.g. http://{shown}"
+            ),
+            HINT,
+        ));
+    }
+    let scheme = check_http_url(original).map_err(|m| (m, HINT))?;
+    if scheme != "http" {
+        return Err((
+            format!(
+                "a MID server URL must be http://, not {scheme}:// (TLS to the proxy itself is not supported)"
+            ),
+            HINT,
+        ));
+    }
+    Ok(())
+}
+
+/// The form of a `store_id`: what [`Store::new`] writes, a UUID in its
+/// lowercase hyphenated form (`6f1c0c7e-1b2a-4c3d-8e4f-5a6b7c8d9e0f`). It
+/// becomes part of keyring account names, so nothing else is accepted.
+pub fn check_store_id(id: &str) -> Result<(), String> {
+    match uuid::Uuid::parse_str(id) {
+        Ok(uuid) if uuid.hyphenated().to_string() == id => Ok(()),
+        _ => Err(format!(
+            "the store_id \"{}\" is not a store id: connctl writes a random UUID in lowercase hyphenated form (e.g. 6f1c0c7e-1b2a-4c3d-8e4f-5a6b7c8d9e0f); it names the store's keyring entries",
+            id.escape_debug()
+        )),
+    }
 }
 
 impl Store {
@@ -787,315 +815,6 @@ impl Store {
             }
         }
         deactivated
-    }
-
-    /// Every rule of DESIGN.md §1, in a stable order (records by kind, then name).
-    pub fn validate(&self) -> Vec<RuleViolation> {
-        let mut out = Vec::new();
-        let mut push = |rule, kind, name: &str, field, message: String| {
-            out.push(RuleViolation {
-                rule,
-                kind,
-                name: name.to_string(),
-                field,
-                message,
-            })
-        };
-        for kind in RecordKind::ALL {
-            for name in self.names(kind) {
-                if let Err(message) = check_name(kind, name) {
-                    push(RULE_NAME, kind, name, None, message);
-                }
-            }
-        }
-
-        let mut active_by_integration: HashMap<&str, &str> = HashMap::new();
-        let mut active_by_inbound: HashMap<&str, &str> = HashMap::new();
-        for (name, c) in &self.connection {
-            let kind = RecordKind::Connection;
-            if !self.integration.contains_key(&c.integration) {
-                push(
-                    RULE_REFERENCE,
-                    kind,
-                    name,
-                    Some("integration"),
-                    format!(
-                        "connection '{name}' belongs to integration '{}', which does not exist",
-                        c.integration
-                    ),
-                );
-            }
-            match check_http_url(&c.endpoint_url) {
-                Err(message) => push(RULE_URL, kind, name, Some("endpoint_url"), message),
-                Ok(scheme) => {
-                    if scheme == "http" && c.environment == Environment::Production && !c.allow_http
-                    {
-                        push(
-                            "rule 6: http to a production connection needs --allow-http",
-                            kind,
-                            name,
-                            Some("endpoint_url"),
-                            format!(
-                                "connection '{name}' is production but its endpoint '{}' is plain http",
-                                c.endpoint_url
-                            ),
-                        );
-                    }
-                }
-            }
-            match c.authentication {
-                Authentication::Oauth if c.oauth_profile.is_none() => push(
-                    RULE_AUTH,
-                    kind,
-                    name,
-                    Some("authentication"),
-                    format!("connection '{name}' uses oauth but names no oauth_profile"),
-                ),
-                Authentication::Basic if c.user.is_none() || c.password.is_none() => push(
-                    RULE_AUTH,
-                    kind,
-                    name,
-                    Some("authentication"),
-                    format!(
-                        "connection '{name}' uses basic authentication but lacks a user or a password source"
-                    ),
-                ),
-                _ => {}
-            }
-            if c.authentication != Authentication::Oauth && c.oauth_profile.is_some() {
-                push(
-                    RULE_AUTH,
-                    kind,
-                    name,
-                    Some("oauth_profile"),
-                    format!(
-                        "connection '{name}' names an oauth_profile but its authentication is {}",
-                        c.authentication.as_str()
-                    ),
-                );
-            }
-            if let Some(profile) = c.oauth_profile.as_deref() {
-                match self.oauth_profile.get(profile) {
-                    None => push(
-                        RULE_REFERENCE,
-                        kind,
-                        name,
-                        Some("oauth_profile"),
-                        format!(
-                            "connection '{name}' names oauth-profile '{profile}', which does not exist"
-                        ),
-                    ),
-                    Some(p)
-                        if p.grant == Grant::Password
-                            && c.authentication == Authentication::Oauth
-                            && (c.user.is_none() || c.password.is_none()) =>
-                    {
-                        push(
-                            RULE_AUTH,
-                            kind,
-                            name,
-                            Some("oauth_profile"),
-                            format!(
-                                "connection '{name}' uses oauth-profile '{profile}' with the password grant but lacks a user or a password source"
-                            ),
-                        )
-                    }
-                    Some(_) => {}
-                }
-            }
-            if c.mutual_auth && c.protocol_profile.is_none() {
-                push(
-                    RULE_AUTH,
-                    kind,
-                    name,
-                    Some("mutual_auth"),
-                    format!("connection '{name}' has mutual_auth on but names no protocol_profile"),
-                );
-            }
-            if !c.mutual_auth && c.protocol_profile.is_some() {
-                push(
-                    RULE_AUTH,
-                    kind,
-                    name,
-                    Some("protocol_profile"),
-                    format!("connection '{name}' names a protocol_profile but mutual_auth is off"),
-                );
-            }
-            let refs = [
-                (
-                    c.protocol_profile.as_deref(),
-                    RecordKind::ProtocolProfile,
-                    "protocol_profile",
-                ),
-                (c.mid_server.as_deref(), RecordKind::MidServer, "mid_server"),
-                (
-                    c.inbound_user.as_deref(),
-                    RecordKind::InboundUser,
-                    "inbound_user",
-                ),
-            ];
-            for (target, target_kind, field) in refs {
-                if let Some(target) = target
-                    && !self.contains(target_kind, target)
-                {
-                    push(
-                        RULE_REFERENCE,
-                        kind,
-                        name,
-                        Some(field),
-                        format!(
-                            "connection '{name}' names {target_kind} '{target}', which does not exist"
-                        ),
-                    );
-                }
-            }
-            for key in c.variables.keys() {
-                if key.is_empty() {
-                    push(
-                        "variables: names are not empty",
-                        kind,
-                        name,
-                        Some("variables"),
-                        format!("connection '{name}' has a variable with an empty name"),
-                    );
-                }
-            }
-            for key in c.secret_variables.keys() {
-                if key.is_empty() || c.variables.contains_key(key) {
-                    push(
-                        "secret_variables: names are not empty and not also plain variables",
-                        kind,
-                        name,
-                        Some("secret_variables"),
-                        format!(
-                            "connection '{name}' has secret variable '{}', which is empty or also a plain variable",
-                            key.escape_debug()
-                        ),
-                    );
-                }
-            }
-            if c.active {
-                if let Some(other) = active_by_integration.insert(&c.integration, name) {
-                    push(
-                        RULE_ONE_ACTIVE,
-                        kind,
-                        name,
-                        Some("active"),
-                        format!(
-                            "connections '{other}' and '{name}' of integration '{}' are both active",
-                            c.integration
-                        ),
-                    );
-                }
-                if let Some(user) = c.inbound_user.as_deref()
-                    && let Some(other) = active_by_inbound.insert(user, name)
-                {
-                    push(
-                        RULE_INBOUND,
-                        kind,
-                        name,
-                        Some("inbound_user"),
-                        format!(
-                            "inbound-user '{user}' is on two active connections: '{other}' and '{name}'"
-                        ),
-                    );
-                }
-            }
-        }
-        for (name, p) in &self.oauth_profile {
-            if let Err(message) = check_http_url(&p.token_url) {
-                push(
-                    RULE_URL,
-                    RecordKind::OauthProfile,
-                    name,
-                    Some("token_url"),
-                    message,
-                );
-            }
-            if p.client_id.trim().is_empty() {
-                push(
-                    "oauth profiles need a client_id",
-                    RecordKind::OauthProfile,
-                    name,
-                    Some("client_id"),
-                    format!("oauth-profile '{name}' has an empty client_id"),
-                );
-            }
-            for (field, url) in [
-                ("authorization_url", &p.authorization_url),
-                ("device_authorization_url", &p.device_authorization_url),
-                ("revocation_url", &p.revocation_url),
-                ("issuer", &p.issuer),
-            ] {
-                if let Some(url) = url
-                    && let Err(message) = check_http_url(url)
-                {
-                    push(
-                        RULE_URL,
-                        RecordKind::OauthProfile,
-                        name,
-                        Some(field),
-                        message,
-                    );
-                }
-            }
-            let needs = |field: &'static str, what: &str| (field, what.to_string());
-            let mut missing = Vec::new();
-            if p.grant == Grant::AuthorizationCode && p.authorization_url.is_none() {
-                missing.push(needs("authorization_url", "the authorization_code grant"));
-            }
-            if p.grant == Grant::DeviceCode && p.device_authorization_url.is_none() {
-                missing.push(needs("device_authorization_url", "the device_code grant"));
-            }
-            if (p.grant == Grant::JwtBearer || p.client_auth == ClientAuth::PrivateKeyJwt)
-                && p.signing_key.is_none()
-            {
-                missing.push(needs(
-                    "signing_key",
-                    "the jwt_bearer grant and private_key_jwt client auth",
-                ));
-            }
-            if p.client_auth == ClientAuth::TlsClientAuth && p.protocol_profile.is_none() {
-                missing.push(needs("protocol_profile", "tls_client_auth"));
-            }
-            for (field, what) in missing {
-                push(
-                    "oauth profiles have what their grant and client auth need",
-                    RecordKind::OauthProfile,
-                    name,
-                    Some(field),
-                    format!("oauth-profile '{name}' uses {what} but has no {field}"),
-                );
-            }
-            if let Some(pp) = &p.protocol_profile
-                && !self.protocol_profile.contains_key(pp)
-            {
-                push(
-                    "oauth profiles name existing protocol profiles",
-                    RecordKind::OauthProfile,
-                    name,
-                    Some("protocol_profile"),
-                    format!(
-                        "oauth-profile '{name}' names protocol-profile '{pp}', which does not exist"
-                    ),
-                );
-            }
-        }
-        for (name, m) in &self.mid_server {
-            if let Err(message) = check_http_url(&m.url) {
-                push(RULE_URL, RecordKind::MidServer, name, Some("url"), message);
-            }
-            if m.password.is_some() && m.user.is_none() {
-                push(
-                    "mid servers with a password need a user",
-                    RecordKind::MidServer,
-                    name,
-                    Some("password"),
-                    format!("mid-server '{name}' has a password source but no user"),
-                );
-            }
-        }
-        out
     }
 }
 

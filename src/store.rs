@@ -76,12 +76,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Store> {
             path.display()
         )));
     }
-    if store.store_id.trim().is_empty() {
+    if let Err(message) = crate::model::check_store_id(&store.store_id) {
         return Err(Error::invalid(format!(
-            "{}:{}: the store has an empty store_id",
+            "{}:{}: {message}",
             path.display(),
             find_line(text, |l| l.starts_with("store_id")).unwrap_or(1)
-        )));
+        ))
+        .with_hint("restore the store_id from a backup or an export of this store (its keyring entries carry it); nothing was written"));
     }
     let violations = store.validate();
     if !violations.is_empty() {
@@ -190,12 +191,9 @@ fn locate(text: &str, v: &RuleViolation) -> (usize, usize) {
     (record_line.unwrap_or(1), 1)
 }
 
-/// Serializes and validates a store; the text `save` would write.
+/// Serializes a store: the text a commit writes (`change::commit` has
+/// validated it with `Store::check_change` first).
 pub fn render(store: &Store) -> Result<String> {
-    let violations = store.validate();
-    if let Some(first) = violations.first() {
-        return Err(Error::invalid(first.message.clone()).with_cause(first.rule));
-    }
     toml::to_string(store).map_err(|e| Error::invalid("cannot serialize the store").with_source(&e))
 }
 

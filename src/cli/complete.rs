@@ -640,7 +640,7 @@ mod tests {
     }
 
     const DESIGN_STORE: &str = r#"version = 1
-store_id = "6f1c0c7e-0000"
+store_id = "6f1c0c7e-0000-4000-8000-000000000000"
 
 [integration.incident-sync]
 application = "IT Service Management"
@@ -728,7 +728,7 @@ password = "keyring"
         let path = dir.path().join("store.toml");
         std::fs::write(
             &path,
-            "version = 1\nstore_id = \"x\"\n[integration.a]\ndescription = \"\"\"\nline\n[integration.b]\"\"\"\n",
+            "version = 1\nstore_id = \"6f1c0c7e-0000-4000-8000-000000000000\"\n[integration.a]\ndescription = \"\"\"\nline\n[integration.b]\"\"\"\n",
         )
         .unwrap();
         let names: Vec<_> = names_in(&path, RecordKind::Integration)

@@ -357,9 +357,14 @@ pub enum IntegrationCommand {
     },
     /// Activate an integration by activating one of its connections
     #[command(
-        long_about = "Activate an integration by activating one of its connections.\n\n\
-The connection is --connection, else the one for --env, else the only connection, else the one most \
-recently active. Otherwise connctl lists the candidates and asks you to choose."
+        long_about = format!(
+            "Activate an integration by activating one of its connections.\n\n\
+The connection is --connection when given. Otherwise: {}\n\n\
+`connection test|send --integration` choose the same way.",
+            crate::model::CONNECTION_CHOICE
+        ),
+        after_help = "Examples:\n  connctl integration activate incident-sync --env test\n  \
+connctl integration activate incident-sync --connection incident-sync.prod"
     )]
     Activate {
         /// Integration name
@@ -719,8 +724,16 @@ pub struct ConnectionTarget {
     /// Connection name
     #[arg(add = complete::connections())]
     pub name: Option<String>,
-    /// Use this integration's active connection (or its --env connection)
-    #[arg(long, conflicts_with = "name", add = complete::integrations())]
+    /// Use this integration's connection: the active one, else the one `integration activate` would choose
+    #[arg(
+        long,
+        conflicts_with = "name",
+        add = complete::integrations(),
+        long_help = format!(
+            "Use this integration's connection, the one `integration activate` would choose. {}",
+            crate::model::CONNECTION_CHOICE
+        )
+    )]
     pub integration: Option<String>,
     /// With --integration: the integration's connection for this environment
     // clap skips `requires` when an argument that conflicts with the required one

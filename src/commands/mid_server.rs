@@ -3,32 +3,19 @@
 use serde_json::Value;
 
 use super::{
-    Context, check_new_name, check_url, list_records, not_found, password_input, record_json,
-    source_text, take_secret, used_by,
+    Context, check_new_name, list_records, not_found, password_input, record_json, source_text,
+    take_secret, used_by,
 };
 use crate::cli::MidServerCommand;
 use crate::error::{Error, Result};
 use crate::model::{MidServer, RecordKind};
 use crate::output::or_dash;
 
-/// A MID server is reached over plain http: connctl speaks no TLS to the proxy
-/// itself (a tunnel through it to an https endpoint is still TLS end to end).
+/// `--url`, checked before a secret is read (the rule is the model's:
+/// `model::check_proxy_url`, checked again on commit).
 fn check_mid_url(url: &str) -> Result<()> {
-    if !url.contains("://") {
-        // Never repeat a password written into the URL (`user:pw@host:3128`).
-        let url = crate::model::without_credentials(url);
-        return Err(Error::invalid(format!(
-            "--url: '{url}' is not an absolute URL: write it with its scheme, e.g. http://{url}"
-        )));
-    }
-    let scheme = check_url("--url", url)?;
-    if scheme != "http" {
-        return Err(Error::invalid(format!(
-            "--url: a MID server URL must be http://, not {scheme}:// (TLS to the proxy itself is not supported)"
-        ))
-        .with_hint("https endpoints behind the MID server stay TLS end to end through its tunnel"));
-    }
-    Ok(())
+    crate::model::check_proxy_url(url)
+        .map_err(|(message, hint)| Error::invalid(format!("--url: {message}")).with_hint(hint))
 }
 
 pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
@@ -43,15 +30,8 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                 .as_ref()
                 .map(|u| format!("password of {u} on MID server {name}"));
             let taken = take_secret(password_input(&args.password), prompt.as_deref())?;
-            if taken.is_some() && args.user.is_none() {
-                return Err(Error::usage("a MID server password needs --user"));
-            }
-            if taken.is_none() && args.user.is_some() {
-                return Err(Error::usage(format!(
-                    "MID server '{name}' has a user but no password"
-                ))
-                .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD"));
-            }
+            // A user without a password (or the reverse) is refused on commit,
+            // by the model's rule, with its hint.
             ctx.change(|store| {
                 check_new_name(store, KIND, &name)?;
                 let password = taken.map(|t| store.keep(KIND, &name, "password", t));
@@ -124,14 +104,7 @@ pub fn run(ctx: &Context, cmd: MidServerCommand) -> Result<()> {
                     m.password = None;
                 }
                 if let Some(t) = taken {
-                    if m.user.is_none() {
-                        return Err(Error::usage("a MID server password needs a user: add --user"));
-                    }
                     m.password = Some(store.keep(KIND, &name, "password", t));
-                }
-                if m.user.is_some() && m.password.is_none() {
-                    return Err(Error::usage(format!("MID server '{name}' has a user but no password"))
-                        .with_hint("add --password-stdin, --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD"));
                 }
                 store.mid_server.insert(name.clone(), m);
                 Ok(())

@@ -263,45 +263,17 @@ pub fn used_by(store: &crate::model::Store, kind: RecordKind, name: &str) -> Str
 }
 
 /// `KIND remove NAME` for every kind but connections: exit 3 when it does
-/// not exist, refused (exit 4) while connections reference it; its keyring
-/// entries go with it (the transaction deletes what the store no longer names).
+/// not exist; refused (exit 4, naming them) while others reference it
+/// (`Store::check_change`); its keyring entries go with it (the transaction
+/// deletes what the store no longer names).
 pub fn remove_record(ctx: &Context, kind: RecordKind, name: &str) -> Result<()> {
     ctx.update(|store| {
         require(store, kind, name)?;
-        refuse_if_referenced(store, kind, name)?;
         store.remove(kind, name);
         Ok(())
     })?;
     ctx.out.status(&format!("removed {kind} '{name}'"));
     Ok(())
-}
-
-/// Refuses to remove a record that others reference, naming them.
-pub fn refuse_if_referenced(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
-    let referrers = store.referrers(kind, name);
-    if referrers.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = referrers.iter().map(|(_, n)| n.clone()).collect();
-    let hint = match kind {
-        RecordKind::Integration => "remove its connections first".to_string(),
-        _ => format!(
-            "point them elsewhere first, e.g. `connctl connection edit {} ...`, or remove them",
-            names[0]
-        ),
-    };
-    let verb = if kind == RecordKind::Integration {
-        "still has"
-    } else {
-        "is used by"
-    };
-    Err(Error::invalid(format!(
-        "{kind} '{name}' {verb} {} connection{}: {}",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
-        names.join(", ")
-    ))
-    .with_hint(hint))
 }
 
 /// Fails with exit 3 unless the record exists.
@@ -313,47 +285,9 @@ pub fn require(store: &Store, kind: RecordKind, name: &str) -> Result<()> {
     }
 }
 
-/// "does not exist", with the closest existing name as a hint.
+/// "does not exist" (exit 3), with the closest existing name as a hint.
 pub fn not_found(store: &Store, kind: RecordKind, name: &str) -> Error {
-    let err = Error::not_found(kind.cli_name(), name);
-    match closest(store.names(kind), name) {
-        Some(near) => err.with_hint(format!(
-            "did you mean '{near}'? (`connctl {kind} list` shows all)"
-        )),
-        None if store.names(kind).is_empty() => err.with_hint(format!(
-            "there are no {kind} records yet: add one with `connctl {kind} add`"
-        )),
-        None => err,
-    }
-}
-
-fn closest<'a>(names: Vec<&'a str>, name: &str) -> Option<&'a str> {
-    let lower = name.to_ascii_lowercase();
-    names
-        .into_iter()
-        .map(|n| (edit_distance(&n.to_ascii_lowercase(), &lower), n))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = current;
-        }
-    }
-    row[b.len()]
+    store.missing(kind, name)
 }
 
 /// Fails with exit 4 when a name breaks the naming rule.
@@ -394,19 +328,4 @@ pub fn existing_file(flag: &str, path: &std::path::Path) -> Result<PathBuf> {
         )));
     }
     Ok(abs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distance() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(
-            closest(vec!["incident-sync", "other"], "incident-snyc"),
-            Some("incident-sync")
-        );
-        assert_eq!(closest(vec!["abc"], "xyz"), None);
-    }
 }

@@ -5,8 +5,8 @@ use http::Method;
 
 use crate::cli::ConnectionTarget;
 use crate::commands::{Context, not_found, parse_var};
-use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Connection, Environment, RecordKind, Store};
+use crate::error::{Error, Result};
+use crate::model::{Environment, RecordKind, Store};
 use crate::net::Trace;
 use crate::outbound::{Outcome, Target};
 use crate::template::Variables;
@@ -28,7 +28,9 @@ pub fn method(text: &str) -> Result<Method> {
         .map_err(|_| Error::usage(format!("'{text}' is not an HTTP method")))
 }
 
-/// The connection a NAME or `--integration I [--env E]` designates.
+/// The connection a NAME or `--integration I [--env E]` designates; for an
+/// integration, the one `integration activate` would choose
+/// (`Store::choose_connection`, policy in `model::CONNECTION_CHOICE`).
 pub fn pick(store: &Store, target: &ConnectionTarget) -> Result<String> {
     if let Some(name) = &target.name {
         if !store.connection.contains_key(name) {
@@ -41,60 +43,24 @@ pub fn pick(store: &Store, target: &ConnectionTarget) -> Result<String> {
             "name a connection, or give --integration (with --env to pick an environment)",
         ));
     };
-    if !store.integration.contains_key(integration) {
-        return Err(not_found(store, RecordKind::Integration, integration));
+    Ok(store
+        .choose_connection(integration, None, target.env.map(Environment::from))?
+        .to_string())
+}
+
+/// [`pick`] for `test` and `send`, saying so when `--integration` (without
+/// `--env`) led to a connection that is not active: the integration is inactive.
+pub fn pick_noted(ctx: &Context, store: &Store, target: &ConnectionTarget) -> Result<String> {
+    let name = pick(store, target)?;
+    if let Some(integration) = &target.integration
+        && target.env.is_none()
+        && store.connection.get(&name).is_some_and(|c| !c.active)
+    {
+        ctx.out.status(&format!(
+            "integration '{integration}' has no active connection: using '{name}', the one `connctl integration activate {integration}` would activate"
+        ));
     }
-    let all: Vec<(&String, &Connection)> = store.connections_of(integration).collect();
-    let names = |list: &[(&String, &Connection)]| {
-        list.iter()
-            .map(|(n, c)| format!("{n} ({})", c.environment))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match target.env {
-        None => match store.active_connection_of(integration) {
-            Some(active) => Ok(active.to_string()),
-            None => Err(Error::new(
-                ErrorKind::NotFound,
-                format!("integration '{integration}' has no active connection"),
-            )
-            .with_hint(if all.is_empty() {
-                format!(
-                    "add one with `connctl connection add NAME --integration {integration} ...`"
-                )
-            } else {
-                format!("pick one with --env or by name: {}", names(&all))
-            })),
-        },
-        Some(env) => {
-            let env = Environment::from(env);
-            let matching: Vec<_> = all
-                .iter()
-                .filter(|(_, c)| c.environment == env)
-                .copied()
-                .collect();
-            match matching.as_slice() {
-                [] => Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("integration '{integration}' has no {env} connection"),
-                )
-                .with_hint(if all.is_empty() {
-                    "it has no connections yet".to_string()
-                } else {
-                    format!("its connections: {}", names(&all))
-                })),
-                [(name, _)] => Ok((*name).clone()),
-                several => match several.iter().find(|(_, c)| c.active) {
-                    Some((name, _)) => Ok((*name).clone()),
-                    None => Err(Error::usage(format!(
-                        "integration '{integration}' has several {env} connections: {}",
-                        names(several)
-                    ))
-                    .with_hint("name the connection")),
-                },
-            }
-        }
-    }
+    Ok(name)
 }
 
 pub fn stage_rows(trace: &Trace) -> Vec<Vec<String>> {

@@ -117,17 +117,15 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
             ))
             .with_hint("pass --replace to overwrite them; nothing was written"));
         }
-        if let Some(v) = store.validate().first() {
-            return Err(
-                Error::invalid(format!("the import would break a rule: {v}"))
-                    .with_hint("nothing was written"),
-            );
-        }
         Ok(plan)
     };
     let plan = if args.dry_run {
-        let mut store = ctx.load()?;
-        apply(&mut store)?
+        // A real import is checked on commit; a dry run the same way.
+        let before = ctx.load()?;
+        let mut store = before.clone();
+        let plan = apply(&mut store)?;
+        store.check_change(&before)?;
+        plan
     } else {
         ctx.update(apply)?
     };

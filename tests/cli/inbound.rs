@@ -510,7 +510,7 @@ fn serve_refuses_bad_flags() {
     assert!(run.stderr.contains("/nonexistent.pem"), "{}", run.stderr);
     crate::support::write(
         &env.store,
-        "version = 1\nstore_id = \"x\"\n[connection.a]\nintegration = \"nope\"\n",
+        "version = 1\nstore_id = \"00000000-0000-4000-8000-000000000001\"\n[connection.a]\nintegration = \"nope\"\n",
     );
     let run = env.fails(&["inbound", "serve", "--listen", "127.0.0.1:0"], 4);
     assert!(!run.stderr.contains("listening on"), "{}", run.stderr);

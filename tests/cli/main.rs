@@ -20,6 +20,7 @@ mod records;
 mod records_profiles;
 mod records_store;
 mod rotate;
+mod rules;
 mod secrets;
 mod support;
 mod transaction;

@@ -1269,13 +1269,37 @@ fn integration_activate_with_connection_or_env() {
         "--url",
         "https://t2.example.com",
     ]);
+    // Two connections for one environment: the one active before wins.
+    env.ok(&["integration", "activate", "inc", "--env", "test"]);
+    assert_eq!(active_connection(&env, "inc"), json!("inc.test"));
+    // Two for one environment, neither ever active: ambiguous, the error names both.
+    for (name, url) in [
+        ("inc.sb1", "https://s1.example.com"),
+        ("inc.sb2", "https://s2.example.com"),
+    ] {
+        env.ok(&[
+            "connection",
+            "add",
+            name,
+            "--integration",
+            "inc",
+            "--env",
+            "sandbox",
+            "--url",
+            url,
+        ]);
+    }
     let run = refused(
         &env,
-        &["integration", "activate", "inc", "--env", "test"],
+        &["integration", "activate", "inc", "--env", "sandbox"],
         2,
-        "has 2 test connections",
+        "has 2 sandbox connections",
     );
-    assert!(run.stderr.contains("inc.test, inc.test2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("inc.sb1 (sandbox), inc.sb2 (sandbox)"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--connection"), "{}", run.stderr);
 }
 
@@ -1286,7 +1310,7 @@ fn integration_activate_picks_the_only_connection() {
     let run = refused(
         &env,
         &["integration", "activate", "inc"],
-        4,
+        3,
         "has no connections",
     );
     assert!(run.stderr.contains("connection add"), "{}", run.stderr);

@@ -169,7 +169,7 @@ fn oauth_profile_bad_input() {
             " ",
         ],
         4,
-        "--client-id is empty",
+        "has an empty client_id",
     );
     refused(
         &env,
@@ -512,7 +512,7 @@ fn mid_server_commands() {
             "--user",
             "u",
         ],
-        2,
+        4,
         "has a user but no password",
     );
     refused(
@@ -526,8 +526,8 @@ fn mid_server_commands() {
             "--password-env",
             "P",
         ],
-        2,
-        "needs --user",
+        4,
+        "has a password source but no user",
     );
     refused(
         &env,
@@ -610,14 +610,14 @@ fn mid_server_commands() {
     refused(
         &env,
         &["mid-server", "edit", "dmz-mid", "--user", "u"],
-        2,
+        4,
         "has a user but no password",
     );
     refused(
         &env,
         &["mid-server", "edit", "dmz-mid", "--password-env", "X"],
-        2,
-        "needs a user",
+        4,
+        "has a password source but no user",
     );
     refused(
         &env,

@@ -272,7 +272,11 @@ fn other_rule_breaking_stores_are_located() {
     // Rule 3: mutual auth without a protocol profile.
     broken_store(
         &format!("{HAND_WRITTEN}mutual_auth = true\n"),
-        &["store.toml:18:1", "rule 3", "mutual_auth"],
+        &[
+            "store.toml:18:1",
+            "rule 3",
+            "mutual auth on but names no protocol profile",
+        ],
     );
     broken_store(
         &HAND_WRITTEN.replace(
@@ -487,7 +491,7 @@ fn import_bad_files_write_nothing() {
     write(
         &bad,
         r#"version = 1
-store_id = "x"
+store_id = "00000000-0000-4000-8000-000000000001"
 
 [integration.inc]
 application = "ITSM"
@@ -504,7 +508,7 @@ endpoint_url = "https://s.example.com"
     write(
         &bad,
         r#"version = 1
-store_id = "x"
+store_id = "00000000-0000-4000-8000-000000000001"
 
 [connection."inc.other"]
 integration = "inc"
@@ -522,7 +526,7 @@ fn import_names_the_records_whose_keyring_secrets_stay_behind() {
     write(
         &file,
         r#"version = 1
-store_id = "other"
+store_id = "00000000-0000-4000-8000-000000000002"
 
 [integration.sync]
 
@@ -573,7 +577,9 @@ fn a_value_typed_into_a_secret_field_is_never_repeated() {
     for value in ["987654", "[\"hunter22\"]", "\"hunter22\""] {
         write(
             &env.store,
-            &format!("version = 1\nstore_id = \"x\"\n\n[inbound_user.u]\npassword = {value}\n"),
+            &format!(
+                "version = 1\nstore_id = \"00000000-0000-4000-8000-000000000001\"\n\n[inbound_user.u]\npassword = {value}\n"
+            ),
         );
         let run = refused(&env, &["inbound-user", "list"], 4, ":5:12:");
         assert!(run.stderr.contains("must hold a source"), "{}", run.stderr);

@@ -536,7 +536,7 @@ fn refused_commands_change_neither_the_store_nor_the_keyring() {
                 "http://mid2.example.com:3128",
                 "--password-stdin",
             ],
-            2,
+            4,
         ),
         (
             "mid edit: bad URL",
@@ -553,7 +553,7 @@ fn refused_commands_change_neither_the_store_nor_the_keyring() {
         (
             "mid edit: broken rule (password, no user)",
             vec!["mid-server", "edit", "m", "--no-user", "--password-stdin"],
-            2,
+            4,
         ),
         (
             "mid edit: unknown record",

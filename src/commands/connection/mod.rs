@@ -14,7 +14,7 @@ use crate::commands::{
 };
 use crate::error::{Error, Result};
 use crate::model::{
-    Authentication, Connection, Environment, RecordKind, SecretSource, Store, now_rfc3339,
+    Authentication, Connection, Environment, RecordKind, SecretSource, now_rfc3339,
 };
 use crate::output::or_dash;
 
@@ -78,23 +78,6 @@ fn secret_vars(
     Ok(taken)
 }
 
-/// A key may not be both a plain and a secret variable.
-fn check_variable_keys(name: &str, c: &Connection) -> Result<()> {
-    if let Some(key) = c
-        .secret_variables
-        .keys()
-        .find(|k| c.variables.contains_key(*k))
-    {
-        return Err(Error::invalid(format!(
-            "connection '{name}': '{key}' would be both a variable and a secret variable"
-        ))
-        .with_hint(format!(
-            "remove one: `connctl connection edit {name} --unset-var {key}` or `--unset-secret-var {key}`"
-        )));
-    }
-    Ok(())
-}
-
 pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
     match cmd {
         ConnectionCommand::Add(args) => add(ctx, *args),
@@ -127,79 +110,6 @@ pub fn run(ctx: &Context, cmd: ConnectionCommand) -> Result<()> {
         ),
         ConnectionCommand::Diff(args) => diff::run(ctx, args),
     }
-}
-
-/// Checks the references a connection names, so a dangling one is "not found" (exit 3).
-fn require_references(store: &Store, c: &Connection) -> Result<()> {
-    require(store, RecordKind::Integration, &c.integration)?;
-    if let Some(p) = &c.oauth_profile {
-        require(store, RecordKind::OauthProfile, p)?;
-    }
-    if let Some(p) = &c.protocol_profile {
-        require(store, RecordKind::ProtocolProfile, p)?;
-    }
-    if let Some(m) = &c.mid_server {
-        require(store, RecordKind::MidServer, m)?;
-    }
-    if let Some(u) = &c.inbound_user {
-        require(store, RecordKind::InboundUser, u)?;
-    }
-    Ok(())
-}
-
-/// Rule 3 and 6 checks with hints that name the flag to add.
-fn check_connection(name: &str, c: &Connection) -> Result<()> {
-    let scheme = check_url("--url", &c.endpoint_url)?;
-    if scheme == "http" && c.environment == Environment::Production && !c.allow_http {
-        return Err(Error::invalid(format!(
-            "connection '{name}' is production but '{}' is plain http",
-            c.endpoint_url
-        ))
-        .with_hint("use an https URL, or pass --allow-http if the endpoint really is plain http"));
-    }
-    match c.authentication {
-        Authentication::Oauth if c.oauth_profile.is_none() => {
-            return Err(Error::invalid(format!(
-                "connection '{name}' uses oauth but names no OAuth profile"
-            ))
-            .with_hint("add --oauth-profile NAME (see `connctl oauth-profile list`)"));
-        }
-        Authentication::Basic if c.user.is_none() => {
-            return Err(Error::invalid(format!(
-                "connection '{name}' uses basic authentication but has no user"
-            ))
-            .with_hint("add --user USER"));
-        }
-        Authentication::Basic if c.password.is_none() => {
-            return Err(Error::invalid(format!(
-                "connection '{name}' uses basic authentication but has no password"
-            ))
-            .with_hint(
-                "add --password-stdin (value kept in the keyring), --password-env VAR, --password-file PATH, --password-cmd CMD or --password-vault PATH#FIELD",
-            ));
-        }
-        _ => {}
-    }
-    if c.authentication != Authentication::Oauth && c.oauth_profile.is_some() {
-        return Err(Error::invalid(format!(
-            "connection '{name}' names an OAuth profile but its authentication is {}",
-            c.authentication.as_str()
-        ))
-        .with_hint("add --auth oauth, or leave out --oauth-profile"));
-    }
-    if c.mutual_auth && c.protocol_profile.is_none() {
-        return Err(Error::invalid(format!(
-            "connection '{name}' has mutual auth on but names no protocol profile"
-        ))
-        .with_hint("add --protocol-profile NAME (see `connctl protocol-profile list`)"));
-    }
-    if !c.mutual_auth && c.protocol_profile.is_some() {
-        return Err(Error::invalid(format!(
-            "connection '{name}' names a protocol profile but mutual auth is off"
-        ))
-        .with_hint("add --mutual-auth"));
-    }
-    Ok(())
 }
 
 fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
@@ -255,7 +165,6 @@ fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
     let deactivated = ctx
         .change(|store| {
             check_new_name(store, KIND, &name)?;
-            require_references(store, &record)?;
             if let Some(taken) = taken {
                 record.password = Some(store.keep(KIND, &name, "password", taken));
             }
@@ -264,8 +173,7 @@ fn add(ctx: &Context, args: ConnectionAddArgs) -> Result<()> {
                 let source = store.keep(KIND, &name, &field, taken);
                 record.secret_variables.insert(key, source);
             }
-            check_connection(&name, &record)?;
-            check_variable_keys(&name, &record)?;
+            // The rules (and their hints) are checked on commit: `Store::check_change`.
             store.connection.insert(name.clone(), record);
             Ok(if args.activate {
                 Some(store.activate_connection(&name, &now_rfc3339()))
@@ -392,7 +300,6 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
                 ));
             }
         }
-        require_references(store, &c)?;
         if let Some(taken) = taken {
             c.password = Some(store.keep(KIND, &name, "password", taken));
         }
@@ -409,8 +316,6 @@ fn edit(ctx: &Context, args: ConnectionEditArgs) -> Result<()> {
             let source = store.keep(KIND, &name, &field, taken);
             c.secret_variables.insert(key, source);
         }
-        check_connection(&name, &c)?;
-        check_variable_keys(&name, &c)?;
         store.connection.insert(name.clone(), c);
         Ok(notes)
     })?;
@@ -512,7 +417,6 @@ fn copy(
             || c.secret_variables
                 .values()
                 .any(|s| *s == SecretSource::Keyring);
-        check_connection(new, &c)?;
         store.connection.insert(new.to_string(), c);
         Ok(needs_password)
     })?;

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::{Context, check_new_name, not_found, record_json};
 use crate::cli::IntegrationCommand;
-use crate::error::{Error, Result};
-use crate::model::{Environment, Integration, RecordKind, Store, now_rfc3339};
+use crate::error::Result;
+use crate::model::{Integration, RecordKind, Store, now_rfc3339};
 use crate::output::or_dash;
 
 const KIND: RecordKind = RecordKind::Integration;
@@ -74,8 +74,9 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
             env,
         } => {
             let (chosen, deactivated) = ctx.update(|store| {
-                let chosen =
-                    choose_connection(store, &name, connection.as_deref(), env.map(Into::into))?;
+                let chosen = store
+                    .choose_connection(&name, connection.as_deref(), env.map(Into::into))?
+                    .to_string();
                 let deactivated = store.activate_connection(&chosen, &now_rfc3339());
                 Ok((chosen, deactivated))
             })?;
@@ -118,102 +119,6 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
-}
-
-/// Rule 2: which connection `integration activate` turns on.
-fn choose_connection(
-    store: &Store,
-    integration: &str,
-    connection: Option<&str>,
-    env: Option<Environment>,
-) -> Result<String> {
-    if !store.integration.contains_key(integration) {
-        return Err(not_found(store, KIND, integration));
-    }
-    let candidates: Vec<(&String, &crate::model::Connection)> =
-        store.connections_of(integration).collect();
-    let listing = || {
-        candidates
-            .iter()
-            .map(|(n, c)| format!("{n} ({})", c.environment))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if let Some(wanted) = connection {
-        let Some(c) = store.connection.get(wanted) else {
-            return Err(not_found(store, RecordKind::Connection, wanted));
-        };
-        if c.integration != integration {
-            return Err(Error::invalid(format!(
-                "connection '{wanted}' belongs to integration '{}', not '{integration}'",
-                c.integration
-            ))
-            .with_hint(format!("its connections: {}", listing())));
-        }
-        return Ok(wanted.to_string());
-    }
-    if candidates.is_empty() {
-        return Err(Error::invalid(format!(
-            "integration '{integration}' has no connections to activate"
-        ))
-        .with_hint(format!(
-            "add one: connctl connection add {integration}.test --integration {integration} --env test --url https://..."
-        )));
-    }
-    if let Some(env) = env {
-        let matching: Vec<&String> = candidates
-            .iter()
-            .filter(|(_, c)| c.environment == env)
-            .map(|(n, _)| *n)
-            .collect();
-        return match matching.as_slice() {
-            [one] => Ok(one.to_string()),
-            [] => Err(Error::new(
-                crate::error::ErrorKind::NotFound,
-                format!("integration '{integration}' has no {env} connection"),
-            )
-            .with_hint(format!("its connections: {}", listing()))),
-            many => Err(Error::usage(format!(
-                "integration '{integration}' has {} {env} connections: {}",
-                many.len(),
-                many.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .with_hint(format!(
-                "choose one: connctl integration activate {integration} --connection {}",
-                many[0]
-            ))),
-        };
-    }
-    if let [(only, _)] = candidates.as_slice() {
-        return Ok(only.to_string());
-    }
-    // Compare instants, not strings: RFC 3339 drops trailing zeros of the
-    // fraction, so "…50.4Z" sorts after "…50.43Z" as text.
-    let recent = candidates
-        .iter()
-        .filter_map(|(n, c)| {
-            let stamp = c.last_activated.as_deref()?;
-            let at =
-                time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
-                    .ok()?;
-            Some((at, *n))
-        })
-        .max();
-    if let Some((_, name)) = recent {
-        return Ok(name.clone());
-    }
-    Err(Error::usage(format!(
-        "integration '{integration}' has {} connections and none was active before: {}",
-        candidates.len(),
-        listing()
-    ))
-    .with_hint(format!(
-        "choose one: connctl integration activate {integration} --connection {} (or --env ENV)",
-        candidates[0].0
-    )))
 }
 
 fn integration_json(store: &Store, name: &str, record: &Integration) -> Result<Value> {

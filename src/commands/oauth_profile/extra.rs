@@ -9,7 +9,7 @@ use crate::cli::OauthExtraArgs;
 use crate::commands::outbound::runtime;
 use crate::commands::{Context, check_url, take_secret};
 use crate::error::{Error, Result};
-use crate::model::{Grant, OauthProfile, RecordKind, SecretSource};
+use crate::model::{OauthProfile, RecordKind, SecretSource};
 use crate::outbound::oauth::{self, login::Metadata};
 use crate::secrets::{Secret, SecretInput};
 
@@ -130,7 +130,7 @@ pub fn apply(
         match (&m.token_endpoint, token_url_given) {
             (Some(t), false) => p.token_url = t.clone(),
             (None, false) => {
-                return Err(missing_endpoint(&m, "token_endpoint"));
+                return Err(missing_token_endpoint(&m));
             }
             _ => {}
         }
@@ -143,18 +143,8 @@ pub fn apply(
             .clone()
             .or(p.device_authorization_url.take());
         p.revocation_url = m.revocation_endpoint.clone().or(p.revocation_url.take());
-        if p.grant == Grant::AuthorizationCode
-            && m.authorization_endpoint.is_none()
-            && args.authorization_url.is_none()
-        {
-            return Err(missing_endpoint(&m, "authorization_endpoint"));
-        }
-        if p.grant == Grant::DeviceCode
-            && m.device_authorization_endpoint.is_none()
-            && args.device_authorization_url.is_none()
-        {
-            return Err(missing_endpoint(&m, "device_authorization_endpoint"));
-        }
+        // What the grant needs (an authorization endpoint, ...) is the model's
+        // rule, checked on commit with its hint.
     }
     let set = |field: &mut Option<String>, value: &Option<String>| {
         if let Some(v) = value {
@@ -178,14 +168,10 @@ pub fn apply(
     Ok(())
 }
 
-fn missing_endpoint(m: &Metadata, field: &str) -> Error {
+fn missing_token_endpoint(m: &Metadata) -> Error {
     Error::invalid(format!(
-        "the discovery metadata of issuer {} has no {field}",
+        "the discovery metadata of issuer {} has no token_endpoint",
         oauth::escape(&m.issuer)
     ))
-    .with_hint(match field {
-        "token_endpoint" => "give --token-url",
-        "authorization_endpoint" => "give --authorization-url",
-        _ => "give --device-authorization-url",
-    })
+    .with_hint("give --token-url")
 }

@@ -24,9 +24,6 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
             if let Some(url) = &args.token_url {
                 check_url("--token-url", url)?;
             }
-            if args.client_id.trim().is_empty() {
-                return Err(Error::invalid("--client-id is empty"));
-            }
             let prepared = extra::prepare(ctx, &args.extra)?;
             let taken = take_secret(
                 client_secret_input(&args.secret),
@@ -156,9 +153,6 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                     p.token_url = url.clone();
                 }
                 if let Some(id) = &args.client_id {
-                    if id.trim().is_empty() {
-                        return Err(Error::invalid("--client-id is empty"));
-                    }
                     p.client_id = id.clone();
                 }
                 if let Some(g) = args.grant {
