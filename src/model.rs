@@ -796,6 +796,18 @@ impl Store {
         out
     }
 
+    /// Deactivates the integration's active connection (rule 2: the
+    /// integration is then inactive); returns its name, `None` when the
+    /// integration was inactive already.
+    pub fn deactivate_integration(&mut self, integration: &str) -> Option<String> {
+        let (name, c) = self
+            .connection
+            .iter_mut()
+            .find(|(_, c)| c.integration == integration && c.active)?;
+        c.active = false;
+        Some(name.clone())
+    }
+
     /// Activates `name`: deactivates its siblings (rule 1) and stamps the time.
     pub fn activate_connection(&mut self, name: &str, now: &str) -> Vec<String> {
         let Some(integration) = self.connection.get(name).map(|c| c.integration.clone()) else {

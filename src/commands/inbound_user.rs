@@ -52,15 +52,14 @@ pub fn run(ctx: &Context, cmd: InboundUserCommand) -> Result<()> {
                 .inbound_user
                 .iter()
                 .map(|(n, u)| {
-                    let admitted_by = store
-                        .connection
-                        .iter()
-                        .find(|(_, c)| c.active && c.inbound_user.as_deref() == Some(n))
-                        .map(|(cn, _)| cn.as_str());
+                    // Rule 5, as `inbound check` applies it.
+                    let admitted_by = crate::inbound::check::admission(&store, n)
+                        .ok()
+                        .map(|a| a.connection);
                     vec![
                         n.clone(),
                         source_text(&u.password),
-                        or_dash(admitted_by),
+                        or_dash(admitted_by.as_deref()),
                         used_by(&store, KIND, n),
                     ]
                 })

@@ -48,21 +48,6 @@ pub fn pick(store: &Store, target: &ConnectionTarget) -> Result<String> {
         .to_string())
 }
 
-/// [`pick`] for `test` and `send`, saying so when `--integration` (without
-/// `--env`) led to a connection that is not active: the integration is inactive.
-pub fn pick_noted(ctx: &Context, store: &Store, target: &ConnectionTarget) -> Result<String> {
-    let name = pick(store, target)?;
-    if let Some(integration) = &target.integration
-        && target.env.is_none()
-        && store.connection.get(&name).is_some_and(|c| !c.active)
-    {
-        ctx.out.status(&format!(
-            "integration '{integration}' has no active connection: using '{name}', the one `connctl integration activate {integration}` would activate"
-        ));
-    }
-    Ok(name)
-}
-
 pub fn stage_rows(trace: &Trace) -> Vec<Vec<String>> {
     trace
         .stages

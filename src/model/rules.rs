@@ -158,7 +158,7 @@ impl Store {
                         c.integration
                     ),
                     format!(
-                        "keep one: `connctl connection activate {other}` deactivates the integration's others"
+                        "keep one active: `connctl connection activate {other}` deactivates the integration's others (in a file to import: set active = false on one)"
                     ),
                 ));
             }

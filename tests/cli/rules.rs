@@ -810,14 +810,15 @@ fn send_test_and_activate_choose_the_same_connection() {
 }
 
 #[test]
-fn send_says_when_the_integration_is_inactive() {
+fn send_warns_when_the_integration_is_inactive() {
     let f = Fixture::new();
     let server = f.server(ok_handler());
     f.store(&choice_conn(&f, &server, "only", "test", ""));
     let run = f.expect(&["connection", "send", "--integration", "inc"], &[], 0);
     assert!(
-        run.stderr
-            .contains("integration 'inc' has no active connection: using 'only'"),
+        run.stderr.contains(
+            "warning: connection 'only' is not active, and integration 'inc' has no active connection"
+        ),
         "{}",
         run.stderr
     );

@@ -8,7 +8,7 @@ use http::Method;
 use crate::cli::ConnectionSendArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick_noted, render_path, runtime, total_ms, variables,
+    method, outcome_error, pick, render_path, runtime, total_ms, variables,
 };
 use crate::error::{Error, Result};
 use crate::model::Environment;
@@ -57,7 +57,7 @@ fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -
 
 pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     let store = ctx.load()?;
-    let name = pick_noted(ctx, &store, &args.target)?;
+    let name = pick(&store, &args.target)?;
     let target = Target::from_store(&store, &name)?;
     let conn = &target.connection;
 

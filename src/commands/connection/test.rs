@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::cli::ConnectionTestArgs;
 use crate::commands::Context;
 use crate::commands::outbound::{
-    method, outcome_error, pick_noted, render_path, runtime, stage_rows, total_ms, variables,
+    method, outcome_error, pick, render_path, runtime, stage_rows, total_ms, variables,
     warn_insecure,
 };
 use crate::error::ErrorKind;
@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: ConnectionTestArgs) -> Result<()> {
     };
 
     if !args.all {
-        let name = pick_noted(ctx, &store, &args.target)?;
+        let name = pick(&store, &args.target)?;
         let target = Target::from_store(&store, &name)?;
         let spec = RequestSpec {
             path: render_path(&variables(&target, &args.vars)?, args.path.as_deref())?,

@@ -93,13 +93,7 @@ pub fn run(ctx: &Context, cmd: IntegrationCommand) -> Result<()> {
                 if !store.integration.contains_key(&name) {
                     return Err(not_found(store, KIND, &name));
                 }
-                let active = store.active_connection_of(&name).map(str::to_string);
-                if let Some(active) = &active
-                    && let Some(c) = store.connection.get_mut(active)
-                {
-                    c.active = false;
-                }
-                Ok(active)
+                Ok(store.deactivate_integration(&name))
             })?;
             match was {
                 Some(c) => ctx.out.status(&format!(

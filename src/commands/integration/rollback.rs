@@ -22,15 +22,8 @@ pub fn run(ctx: &Context, name: &str, to: Option<&str>) -> Result<()> {
     let active = store.active_connection_of(name).map(str::to_string);
     let goal = match to {
         Some(target) => {
-            let Some(c) = store.connection.get(target) else {
-                return Err(not_found(&store, RecordKind::Connection, target));
-            };
-            if c.integration != name {
-                return Err(Error::invalid(format!(
-                    "connection '{target}' belongs to integration '{}', not '{name}'",
-                    c.integration
-                )));
-            }
+            // Exists and belongs to the integration, as `integration activate --connection`.
+            store.choose_connection(name, Some(target), None)?;
             if !journal::was_active(&read.entries, name, target) {
                 return Err(Error::invalid(format!(
                     "the journal never shows connection '{target}' active for integration '{name}': \
@@ -125,9 +118,7 @@ pub fn run(ctx: &Context, name: &str, to: Option<&str>) -> Result<()> {
                 store.activate_connection(target, &now_rfc3339());
             }
             Goal::Deactivate => {
-                if let Some(c) = current.as_deref().and_then(|c| store.connection.get_mut(c)) {
-                    c.active = false;
-                }
+                store.deactivate_integration(name);
             }
         }
         Ok(current)
