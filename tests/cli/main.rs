@@ -7,6 +7,7 @@ mod diff;
 mod fleet;
 mod history;
 mod hostile;
+mod hostile_gaps;
 mod hostile_input;
 mod inbound;
 mod outbound;
