@@ -2,6 +2,7 @@
 //! and the endpoint it sends to (`inbound serve`).
 
 pub mod check;
+mod early;
 pub mod pki;
 pub mod serve;
 pub mod spool;

@@ -19,10 +19,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::check::{self, Denial};
+use super::early::{self, LingerOnClose, Lingering};
 use super::spool::{SPOOL_FILE, Spool};
 use crate::error::{Error, Result};
 use crate::model::{SecretSource, Store, now_rfc3339};
@@ -146,6 +147,8 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
                     let tcp = IdleTimeout::new(tcp, options.request_timeout * 2);
+                    let linger = LingerOnClose::new(peer, shared.out.clone());
+                    let tcp = Lingering::new(tcp, linger.clone());
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
                     let shared = shared.clone();
@@ -153,7 +156,7 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
                     tokio::spawn(async move {
                         match tls {
                             None => {
-                                let info = Arc::new(PeerInfo { peer, client_cert: None });
+                                let info = Arc::new(PeerInfo { peer, client_cert: None, linger });
                                 serve_io(&builder, tcp, shared, info, watcher).await;
                             }
                             Some(acceptor) => {
@@ -166,7 +169,7 @@ async fn run(options: ServeOptions, tls: Option<TlsAcceptor>) -> Result<()> {
                                             .peer_certificates()
                                             .and_then(|chain| chain.first())
                                             .and_then(|der| certificate_subject(der));
-                                        let info = Arc::new(PeerInfo { peer, client_cert });
+                                        let info = Arc::new(PeerInfo { peer, client_cert, linger });
                                         serve_io(&builder, stream, shared, info, watcher).await;
                                     }
                                     Ok(Err(e)) => {
@@ -364,6 +367,8 @@ fn certificate_subject(der: &[u8]) -> Option<String> {
 struct PeerInfo {
     peer: SocketAddr,
     client_cert: Option<String>,
+    /// Set when an HTTP/1.x request is answered before its body was read.
+    linger: Arc<LingerOnClose>,
 }
 
 struct Shared {
@@ -605,11 +610,6 @@ fn is_credential_name(raw: &str) -> bool {
         || ["pwd", "pass", "sig", "signature", "auth", "authorization"].contains(&name.as_str())
 }
 
-/// How much of a rejected request's body is read and thrown away before
-/// answering: clients (curl over HTTP/2, for one) report an error when the
-/// answer arrives while they are still sending.
-const DRAIN_LIMIT: u64 = 1024 * 1024;
-
 /// An answer other than 202, with a note for the log line (never a secret).
 struct Rejection {
     status: StatusCode,
@@ -633,13 +633,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Res
     let (response, note) = match admit_and_record(shared, &parts, body, info).await {
         Ok((response, note)) => (response, note),
         Err((rejection, body)) => {
-            if let Some(body) = body {
-                discard(body, shared.request_timeout).await;
+            let mut response = error_reply(rejection.status, &rejection.message);
+            let mut note = rejection.note;
+            if let Some(body) = body.filter(|body| !body.is_end_stream()) {
+                answer_early(&mut response, body, parts.version, info, &shared.out);
+                note.push_str(" (answered before the body was read)");
             }
-            (
-                error_reply(rejection.status, &rejection.message),
-                rejection.note,
-            )
+            (response, note)
         }
     };
     // One line per request: the user name, path and notes come from the
@@ -654,20 +654,24 @@ async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Res
     response
 }
 
-/// Reads and drops up to `DRAIN_LIMIT` bytes of a body a rejection leaves unread.
-async fn discard(mut body: Incoming, timeout: Duration) {
-    let drain = async {
-        let mut seen: u64 = 0;
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                seen += data.len() as u64;
-                if seen > DRAIN_LIMIT {
-                    break;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(timeout.min(Duration::from_secs(5)), drain).await;
+/// Sends a refusal while the body is still arriving so that the client can
+/// read it (see `early`): over HTTP/1.x the connection closes after the answer,
+/// lingering; over HTTP/2 only the stream ends, and its rest is drained.
+fn answer_early(
+    response: &mut Response<Full<Bytes>>,
+    body: Incoming,
+    version: Version,
+    info: &PeerInfo,
+    out: &Printer,
+) {
+    if version == Version::HTTP_2 {
+        tokio::spawn(early::drain_stream(body, info.peer, out.clone()));
+    } else {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        info.linger.arm();
+    }
 }
 
 enum BodyError {
@@ -675,28 +679,20 @@ enum BodyError {
     Broken(String),
 }
 
-/// Reads a body of at most `max` bytes. An oversized body is read on up to
-/// `DRAIN_LIMIT` further bytes, so the 413 reaches a client still sending.
-async fn read_body(mut body: Incoming, max: u64) -> std::result::Result<Bytes, BodyError> {
+/// Reads a body of at most `max` bytes; stops at the first byte over it (the
+/// rest is left to the early answer's drain).
+async fn read_body(body: &mut Incoming, max: u64) -> std::result::Result<Bytes, BodyError> {
     let mut buffer = bytes::BytesMut::new();
-    let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
         if let Some(data) = frame.data_ref() {
-            seen += data.len() as u64;
-            if seen > max.saturating_add(DRAIN_LIMIT) {
+            if buffer.len() as u64 + data.len() as u64 > max {
                 return Err(BodyError::TooLarge);
             }
-            if seen <= max {
-                buffer.extend_from_slice(data);
-            }
+            buffer.extend_from_slice(data);
         }
     }
-    if seen > max {
-        Err(BodyError::TooLarge)
-    } else {
-        Ok(buffer.freeze())
-    }
+    Ok(buffer.freeze())
 }
 
 type Outcome = std::result::Result<(Response<Full<Bytes>>, String), (Rejection, Option<Incoming>)>;
@@ -705,7 +701,7 @@ type Outcome = std::result::Result<(Response<Full<Bytes>>, String), (Rejection, 
 async fn admit_and_record(
     shared: &Shared,
     parts: &http::request::Parts,
-    body: Incoming,
+    mut body: Incoming,
     info: &PeerInfo,
 ) -> Outcome {
     let admission = match admit(shared, &parts.headers).await {
@@ -747,12 +743,14 @@ async fn admit_and_record(
     if let Some(declared) = declared
         && declared > shared.max_body
     {
-        let drain = (declared <= shared.max_body.saturating_add(DRAIN_LIMIT)).then_some(body);
-        return Err((too_large(), drain));
+        return Err((too_large(), Some(body)));
     }
-    let body = match tokio::time::timeout(shared.request_timeout, read_body(body, shared.max_body))
-        .await
-    {
+    let read = tokio::time::timeout(
+        shared.request_timeout,
+        read_body(&mut body, shared.max_body),
+    )
+    .await;
+    let body = match read {
         Err(_) => {
             return Err((
                 Rejection::new(
@@ -760,10 +758,10 @@ async fn admit_and_record(
                     "the body took too long to arrive",
                     format!("user={user}: body timed out"),
                 ),
-                None,
+                Some(body),
             ));
         }
-        Ok(Err(BodyError::TooLarge)) => return Err((too_large(), None)),
+        Ok(Err(BodyError::TooLarge)) => return Err((too_large(), Some(body))),
         Ok(Err(BodyError::Broken(why))) => {
             return Err((
                 Rejection::new(

@@ -10,5 +10,6 @@ mod quickack;
 pub mod tls;
 pub mod trace;
 pub mod transport;
+mod upload;
 
 pub use trace::{Expiry, Stage, StageRecord, Trace};

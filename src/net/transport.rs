@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,6 +20,7 @@ use super::limits::{self, Limit};
 use super::proxy::{self, Proxy};
 use super::quickack::QuickAck;
 use super::tls::{self, Observed, TlsSettings};
+use super::upload::RequestBody;
 use super::{Stage, Trace};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -641,12 +642,19 @@ where
             headers.insert(http::header::PROXY_AUTHORIZATION, value);
         }
     }
-    let request = builder.body(Full::new(req.body.clone())).map_err(|e| {
+    let mut request = builder.body(()).map_err(|e| {
         (
             None,
             Error::invalid("cannot build the HTTP request").with_cause(e),
         )
     })?;
+    // A large HTTP/1.1 body waits for `100 Continue`, so that an early refusal is read.
+    let body = if h2 {
+        RequestBody::ready(req.body.clone())
+    } else {
+        RequestBody::expecting(&mut request, req.body.clone())
+    };
+    let request = request.map(|()| body);
 
     let io = TokioIo::new(stream);
     let head_max = limits::RESPONSE_HEAD.bytes;
