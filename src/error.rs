@@ -135,6 +135,27 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error as stderr shows it: the message, each cause and the hint on
+    /// a line of their own, each escaped whole (`text::escape`). Outside text
+    /// in any of them (a server's error text, a certificate's name, a store
+    /// value or an argument holding a newline or an escape sequence) can
+    /// neither drive the terminal nor forge a line; connctl's own parts never
+    /// hold a newline.
+    pub fn shown(&self) -> String {
+        let mut out = crate::text::escape(&self.message);
+        for cause in &self.causes {
+            out.push_str("\n  caused by: ");
+            out.push_str(&crate::text::escape(cause));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str("\n  hint: ");
+            out.push_str(&crate::text::escape(hint));
+        }
+        out
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
@@ -153,5 +174,21 @@ impl std::error::Error for Error {}
 impl From<std::io::Error> for Error {
     fn from(err: std::io::Error) -> Self {
         Error::invalid("I/O error").with_source(&err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_keeps_each_part_on_one_line() {
+        let err = Error::auth("token endpoint said: bad\nerror: forged \x1b[2J")
+            .with_cause("issuer CN=a\nb")
+            .with_hint("check it");
+        assert_eq!(
+            err.shown(),
+            "token endpoint said: bad\\nerror: forged \\x1b[2J\n  caused by: issuer CN=a\\nb\n  hint: check it"
+        );
     }
 }

@@ -62,9 +62,8 @@ fn run(cli: Cli, out: Printer) -> Result<(), Error> {
 fn report(err: &Error, out: &Printer) -> ExitCode {
     // A closed stdout (`| head`) is how the reader says it has seen enough.
     if !err.is_broken_pipe() {
-        // Our messages may have lines of their own (causes, hints); the
-        // printer escapes anything else that could drive the terminal.
-        out.error(&err.to_string());
+        // One line per part (message, causes, hint), each escaped whole.
+        out.error(&err.shown());
     }
     ExitCode::from(err.exit_code())
 }

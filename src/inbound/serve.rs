@@ -27,14 +27,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::check::{self, Denial};
 use super::early::{self, LingerOnClose, Lingering};
-use super::spool::{SPOOL_FILE, Spool};
+use super::spool::{self, SPOOL_FILE, Spool};
 use crate::error::{Error, Result};
 use crate::model::{SecretSource, Store, now_rfc3339};
 use crate::output::{Printer, escape};
@@ -551,24 +551,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-fn redacted_headers(headers: &HeaderMap) -> Value {
-    let mut out = Map::new();
-    for name in headers.keys() {
-        let value = if REDACTED_HEADERS.contains(&name.as_str()) {
-            "(redacted)".to_string()
-        } else {
-            headers
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        out.insert(name.as_str().to_string(), Value::String(value));
-    }
-    Value::Object(out)
-}
-
 /// The request's path and query with the values of credential-like query
 /// parameters (`password`, `access_token`, `api_key`, `sig`, ...) replaced by
 /// `(redacted)`: a sender that puts a secret in the URL does not get it into
@@ -790,6 +772,7 @@ async fn admit_and_record(
         Ok(text) => (text.to_string(), false),
         Err(_) => (BASE64.encode(&body), true),
     };
+    let (headers, headers_base64) = spool::header_fields(&parts.headers, &REDACTED_HEADERS);
     let record = json!({
         "time": now_rfc3339(),
         "id": id,
@@ -802,7 +785,8 @@ async fn admit_and_record(
         "version": format!("{:?}", parts.version),
         "peer": info.peer.to_string(),
         "client_cert": info.client_cert,
-        "headers": redacted_headers(&parts.headers),
+        "headers": headers,
+        "headers_base64": headers_base64,
         "body": body_value,
         "body_base64": body_base64,
     });

@@ -6,6 +6,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::HeaderMap;
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -21,6 +25,37 @@ struct Pending {
 enum Target {
     File { file: File, path: PathBuf },
     Stdout,
+}
+
+/// A request's headers as its spool line records them, losslessly:
+/// `headers` maps each lower-case name to its values joined by ", " when they
+/// are all UTF-8 text; a header with a value that is not (HTTP allows any
+/// byte from 0x80 up, "obs-text") is left out of it and goes to
+/// `headers_base64` instead: the same joined value, its raw bytes in standard
+/// Base64. The headers named in `redact` are "(redacted)" in `headers`,
+/// whatever bytes they hold.
+pub fn header_fields(headers: &HeaderMap, redact: &[&str]) -> (Value, Value) {
+    let mut text = Map::new();
+    let mut raw = Map::new();
+    for name in headers.keys() {
+        let name_text = name.as_str().to_string();
+        if redact.contains(&name.as_str()) {
+            text.insert(name_text, Value::String("(redacted)".to_string()));
+            continue;
+        }
+        let mut joined: Vec<u8> = Vec::new();
+        for (i, value) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(value.as_bytes());
+        }
+        match String::from_utf8(joined) {
+            Ok(value) => text.insert(name_text, Value::String(value)),
+            Err(e) => raw.insert(name_text, Value::String(BASE64.encode(e.as_bytes()))),
+        };
+    }
+    (Value::Object(text), Value::Object(raw))
 }
 
 /// The sending side; cheap to clone. The writer thread ends when every clone is dropped.
@@ -150,5 +185,29 @@ fn write_durably(target: &mut Target, buffer: &[u8]) -> io::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn header_values_that_are_not_utf8_are_kept_as_base64() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-text",
+            HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
+        );
+        headers.append("x-raw", HeaderValue::from_bytes(b"a\xff").unwrap());
+        headers.append("x-raw", HeaderValue::from_static("b"));
+        headers.insert("cookie", HeaderValue::from_bytes(b"\xfe").unwrap());
+        let (text, raw) = header_fields(&headers, &["cookie"]);
+        assert_eq!(text["x-text"], "caf\u{e9}");
+        assert_eq!(text["cookie"], "(redacted)");
+        assert!(text.get("x-raw").is_none());
+        assert_eq!(raw["x-raw"], BASE64.encode(b"a\xff, b"));
+        assert!(raw.get("cookie").is_none());
     }
 }

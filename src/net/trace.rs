@@ -70,7 +70,8 @@ impl StageRecord {
             self.stage.as_str(),
             if self.ok { "ok" } else { "FAILED" },
             self.ms,
-            self.detail
+            // One line: a certificate name with a newline in it stays on it.
+            crate::text::escape(&self.detail)
         )
     }
 }

@@ -315,8 +315,29 @@ fn secret_ref(target: &Target, kind: RecordKind, name: &str, field: &str) -> Sec
     SecretRef::new(&target.store_id, kind, name, field)
 }
 
-async fn resolve(source: SecretSource, at: SecretRef) -> Result<Secret> {
-    off_runtime(move || secrets::resolve(&source, &at)).await
+/// One secret, within the command's `--timeout` (`deadline`): a `file:` or
+/// `cmd:` source stops itself at the smaller of that and its own limit (a
+/// timed-out command's process group is killed); a keyring or Vault read
+/// that outlasts it is given up here (its thread ends with the process).
+async fn resolve(
+    source: SecretSource,
+    at: SecretRef,
+    deadline: secrets::Deadline,
+) -> Result<Secret> {
+    let own_limit = matches!(source, SecretSource::File(_) | SecretSource::Cmd(_));
+    let label = source.to_string();
+    let read = off_runtime(move || secrets::resolve_within(&source, &at, Some(deadline)));
+    if own_limit {
+        return read.await;
+    }
+    match tokio::time::timeout_at(deadline.at.into(), read).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::secret(format!(
+            "reading the secret ({label}) did not finish within the command's --timeout ({})",
+            transport::format_secs(deadline.timeout)
+        ))
+        .with_hint("raise --timeout (seconds), or check why the secret store is slow")),
+    }
 }
 
 /// Runs a blocking secrets call on a plain thread, outside the runtime's
@@ -377,6 +398,8 @@ impl Outbound {
         trace: &mut Trace,
     ) -> Result<Prepared> {
         let started = Instant::now();
+        // --timeout bounds the secrets stage too (then, afresh, DNS to the last body byte).
+        let deadline = secrets::Deadline::after(spec.timeout);
         let conn = &target.connection;
         let mut used = Vec::new();
         // Each keyring lookup is a D-Bus round trip: resolve them all at once.
@@ -435,7 +458,7 @@ impl Outbound {
                 }
                 used.push(format!("{what} ({source})"));
                 let (source, at) = (source.clone(), at.clone());
-                pending.push(tokio::spawn(resolve(source, at)));
+                pending.push(tokio::spawn(resolve(source, at, deadline)));
             }
             let mut values = std::collections::HashMap::new();
             for ((what, _, _), task) in wanted.iter().zip(pending) {

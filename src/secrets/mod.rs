@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::model::{RecordKind, SecretSource, Store};
 
+mod deadline;
 mod keyring;
 mod scrub;
+
+pub use deadline::Deadline;
+use deadline::SourceLimit;
 
 pub use keyring::*;
 pub mod previous;
@@ -112,6 +116,17 @@ const CI_HINT: &str = "in CI or on a headless host, supply the secret with --pas
 /// Reads the value of a secret from its source. Nothing is cached: env, file
 /// and cmd sources are read each time a secret is needed.
 pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
+    resolve_within(source, at, None)
+}
+
+/// [`resolve`] within a command's `--timeout`: a `file:` or `cmd:` source
+/// gets the smaller of what is left of `deadline` and its own limit
+/// (`CONNCTL_CMD_TIMEOUT`), and the error names the one that ran out.
+pub fn resolve_within(
+    source: &SecretSource,
+    at: &SecretRef,
+    deadline: Option<Deadline>,
+) -> Result<Secret> {
     match source {
         SecretSource::Keyring => match keyring_get(at)? {
             Some(secret) => Ok(secret),
@@ -125,8 +140,8 @@ pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
             }
         },
         SecretSource::Env(var) => resolve_env(var, at),
-        SecretSource::File(path) => resolve_file(path, at),
-        SecretSource::Cmd(command) => resolve_cmd(command, at),
+        SecretSource::File(path) => resolve_file(path, at, SourceLimit::of(deadline)),
+        SecretSource::Cmd(command) => resolve_cmd(command, at, SourceLimit::of(deadline)),
         SecretSource::Vault {
             path,
             field,
@@ -135,8 +150,10 @@ pub fn resolve(source: &SecretSource, at: &SecretRef) -> Result<Secret> {
     }
 }
 
-fn resolve_env(var: &str, at: &SecretRef) -> Result<Secret> {
-    match std::env::var(var) {
+fn resolve_env(name: &str, at: &SecretRef) -> Result<Secret> {
+    // The name comes from the store: shown escaped in messages.
+    let var = crate::text::escape(name);
+    match std::env::var(name) {
         Ok(value) if value.is_empty() => Err(Error::secret(format!(
             "environment variable {var} is empty ({} is env:{var})",
             at.describe()
@@ -157,9 +174,10 @@ fn resolve_env(var: &str, at: &SecretRef) -> Result<Secret> {
     }
 }
 
-fn resolve_file(path: &std::path::Path, at: &SecretRef) -> Result<Secret> {
-    let context = || format!("{} is file:{}", at.describe(), path.display());
-    let timeout = crate::limits::CMD_TIMEOUT.from_env();
+fn resolve_file(path: &std::path::Path, at: &SecretRef, limit: SourceLimit) -> Result<Secret> {
+    // The path comes from the store: shown escaped, so it cannot forge a line.
+    let shown = crate::text::escape(&path.display().to_string());
+    let context = || format!("{} is file:{shown}", at.describe());
     // On a thread of its own: opening a FIFO with no writer blocks, and so
     // does reading a pipe nobody writes to; the command gives up after the
     // timeout (the blocked thread ends with the process).
@@ -169,12 +187,12 @@ fn resolve_file(path: &std::path::Path, at: &SecretRef) -> Result<Secret> {
         let read = std::fs::File::open(&owned).and_then(read_bounded);
         let _ = tx.send(read);
     });
-    let bytes = match rx.recv_timeout(timeout) {
+    let bytes = match rx.recv_timeout(limit.time) {
         Ok(Ok(Some(bytes))) => bytes,
         Ok(Ok(None)) => {
             return Err(Error::secret(format!(
                 "secret file {} holds more than {}, the most a secret source may give",
-                path.display(),
+                shown,
                 limit_words()
             ))
             .with_cause(context())
@@ -182,31 +200,30 @@ fn resolve_file(path: &std::path::Path, at: &SecretRef) -> Result<Secret> {
         }
         Ok(Err(e)) => {
             return Err(
-                Error::secret(format!("cannot read secret file {}: {e}", path.display()))
+                Error::secret(format!("cannot read secret file {}: {e}", shown))
                     .with_cause(context()),
             );
         }
         Err(_) => {
             return Err(Error::secret(format!(
-                "secret file {} gave no end of file within {} (a FIFO or pipe with no writer?)",
-                path.display(),
-                seconds(timeout)
+                "secret file {} gave no end of file within {}: {} (a FIFO or pipe with no writer?)",
+                shown,
+                seconds(limit.time),
+                limit.which()
             ))
             .with_cause(context())
             .with_hint(format!(
-                "make sure something writes the secret into it, or raise {CMD_TIMEOUT_ENV} (seconds)"
+                "make sure something writes the secret into it, or {}",
+                limit.raise()
             )));
         }
     };
     let mut text = String::from_utf8(bytes).map_err(|_| {
-        Error::secret(format!("secret file {} is not valid UTF-8", path.display()))
-            .with_cause(context())
+        Error::secret(format!("secret file {} is not valid UTF-8", shown)).with_cause(context())
     })?;
     trim_one_newline(&mut text);
     if text.is_empty() {
-        return Err(
-            Error::secret(format!("secret file {} is empty", path.display())).with_cause(context()),
-        );
+        return Err(Error::secret(format!("secret file {} is empty", shown)).with_cause(context()));
     }
     Ok(Secret::new(text))
 }
@@ -226,9 +243,11 @@ fn limit_words() -> String {
     format!("{} KiB ({limit} bytes)", limit / 1024)
 }
 
-fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
+fn resolve_cmd(line: &str, at: &SecretRef, limit: SourceLimit) -> Result<Secret> {
+    // The command comes from the store: shown escaped, so it cannot forge a line.
+    let command = crate::text::escape(line);
     let context = || format!("{} is cmd:{command}", at.describe());
-    let words = split_words(command).map_err(|e| {
+    let words = split_words(line).map_err(|e| {
         Error::secret(format!("cannot run secret command `{command}`: {e}")).with_cause(context())
     })?;
     let Some((program, args)) = words.split_first() else {
@@ -236,13 +255,16 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
             Error::secret(format!("secret command `{command}` is empty")).with_cause(context()),
         );
     };
-    let timeout = crate::limits::CMD_TIMEOUT.from_env();
-    let output = run_with_timeout(program, args, timeout).map_err(|e| {
+    let output = run_with_timeout(program, args, limit.time).map_err(|e| {
         let message = match &e {
-            CmdFailure::Spawn(err) => format!("cannot run secret command `{program}`: {err}"),
+            CmdFailure::Spawn(err) => format!(
+                "cannot run secret command `{}`: {err}",
+                crate::text::escape(program)
+            ),
             CmdFailure::TimedOut => format!(
-                "secret command `{command}` did not finish within {} and was killed (with its process group)",
-                seconds(timeout)
+                "secret command `{command}` did not finish within {}: {}; it was killed (with its process group)",
+                seconds(limit.time),
+                limit.which()
             ),
             CmdFailure::TooLong => format!(
                 "secret command `{command}` printed more than {}, the most a secret source may give; it was killed",
@@ -251,7 +273,7 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
         };
         let hint = match &e {
             CmdFailure::Spawn(_) => "the command runs without a shell: write `cmd:sh -c '...'` to use one, and check that the program is on PATH".to_string(),
-            CmdFailure::TimedOut => format!("raise {CMD_TIMEOUT_ENV} (seconds) if the command is slow"),
+            CmdFailure::TimedOut => format!("{} if the command is slow", limit.raise()),
             CmdFailure::TooLong => "the command must print the secret alone".to_string(),
         };
         Error::secret(message).with_cause(context()).with_hint(hint)
@@ -263,7 +285,7 @@ fn resolve_cmd(command: &str, at: &SecretRef) -> Result<Secret> {
             None => "a signal".to_string(),
         };
         let detail = match &stderr_line {
-            Some(line) => format!(" (stderr: {line})"),
+            Some(text) => format!(" (stderr: {})", crate::text::escape(text)),
             None => String::new(),
         };
         return Err(Error::secret(format!(
@@ -496,7 +518,8 @@ fn seconds(d: Duration) -> String {
     if s.fract() == 0.0 {
         format!("{s:.0}s")
     } else {
-        format!("{s}s")
+        // What is left of a --timeout is rarely a round number.
+        format!("{s:.1}s")
     }
 }
 

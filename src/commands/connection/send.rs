@@ -35,6 +35,54 @@ fn read_body(data: &Option<String>) -> Result<Bytes> {
     }
 }
 
+/// Headers connctl writes itself. A `-H` for one of them would be dropped,
+/// or would change the message's framing behind the body's back (hyper
+/// honours a `Content-Length` that is shorter than the body and cuts the
+/// body off), so each is refused, before anything is read or sent.
+fn refuse_managed_header(name: &str, connection: &str) -> Result<()> {
+    let name = name.trim();
+    let lower = name.to_ascii_lowercase();
+    let err = match lower.as_str() {
+        "content-length" => Error::usage(format!(
+            "header '{name}' cannot be set: connctl sets Content-Length from the body it sends"
+        ))
+        .with_hint("leave it out; give the body with -d (text, @FILE or @-)"),
+        "transfer-encoding" => Error::usage(format!(
+            "header '{name}' cannot be set: connctl sends the body whole, framed by the Content-Length it sets from the body"
+        ))
+        .with_hint("leave it out"),
+        "host" => Error::usage(format!(
+            "header '{name}' cannot be set: connctl sets Host (HTTP/2: :authority) from the connection's endpoint URL"
+        ))
+        .with_hint(format!(
+            "to reach another host, change the URL: connctl connection edit {} --url https://HOST/...",
+            crate::text::escape(connection)
+        )),
+        "connection" | "keep-alive" | "proxy-connection" | "upgrade" | "te" => Error::usage(
+            format!(
+                "header '{name}' cannot be set: it is about the connection, which connctl manages (HTTP/2 forbids it)"
+            ),
+        )
+        .with_hint("leave it out"),
+        _ => return Ok(()),
+    };
+    Err(err)
+}
+
+/// A response header value as `-i` prints it: the server chose its bytes, so
+/// control characters and bidirectional overrides are escaped
+/// (`crate::text::escape`) and bytes that are not UTF-8 are written `\xNN`.
+fn shown_header_value(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&crate::text::escape(chunk.valid()));
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 /// A yes on the terminal, or `--yes`; otherwise exit 4 and nothing is sent.
 fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -> Result<()> {
     if ctx.yes {
@@ -56,6 +104,11 @@ fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -
 }
 
 pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
+    for h in &args.headers {
+        if let Some((name, _)) = h.split_once(':') {
+            refuse_managed_header(name, args.target.name.as_deref().unwrap_or("NAME"))?;
+        }
+    }
     let store = ctx.load()?;
     let name = pick(&store, &args.target)?;
     let target = Target::from_store(&store, &name)?;
@@ -154,10 +207,7 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
                 transport::status_text(response.status)
             );
             for (k, v) in &response.headers {
-                head.push_str(&format!(
-                    "{k}: {}\r\n",
-                    String::from_utf8_lossy(v.as_bytes())
-                ));
+                head.push_str(&format!("{k}: {}\r\n", shown_header_value(v.as_bytes())));
             }
             head.push_str("\r\n");
             ctx.out.raw(head.as_bytes())?;
