@@ -83,8 +83,10 @@ pub fn check_name(kind: RecordKind, name: &str) -> Result<(), String> {
     if is_valid_name(name) {
         Ok(())
     } else {
+        // The name is the user's argument or a key of a hand-edited store: escaped.
         Err(format!(
-            "'{name}' is not a valid {kind} name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            "'{}' is not a valid {kind} name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            crate::text::escape(name)
         ))
     }
 }

@@ -819,3 +819,19 @@ fn send_warns_when_the_integration_is_inactive() {
     );
     assert_eq!(server.count("/only"), 1);
 }
+
+#[test]
+fn a_name_that_breaks_the_rule_is_shown_escaped() {
+    let env = TestEnv::new();
+    let run = refused(
+        &env,
+        &["integration", "add", "a\nerror: forged"],
+        4,
+        "'a\\nerror: forged' is not a valid integration name",
+    );
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("error: forged")),
+        "{}",
+        run.stderr
+    );
+}
