@@ -1188,6 +1188,6 @@ mod tests {
 
     #[test]
     fn text_from_vault_is_escaped() {
-        assert_eq!(shown("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(shown("a\u{1b}[31mb\n"), "a\\x1b[31mb\\n");
     }
 }
