@@ -83,8 +83,10 @@ pub fn check_name(kind: RecordKind, name: &str) -> Result<(), String> {
     if is_valid_name(name) {
         Ok(())
     } else {
+        // The name is the user's argument or a key of a hand-edited store: escaped.
         Err(format!(
-            "'{name}' is not a valid {kind} name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            "'{}' is not a valid {kind} name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            crate::text::escape(name)
         ))
     }
 }
@@ -415,6 +417,18 @@ pub struct Connection {
     /// (`[connection."X".secret_variables]`); resolved in the secrets stage.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_variables: BTreeMap<String, SecretSource>,
+}
+
+impl Connection {
+    /// The OAuth profile the connection authenticates with: its
+    /// `oauth_profile` when `authentication = oauth` (rule 3 keeps one
+    /// nowhere else).
+    pub fn oauth_profile_used(&self) -> Option<&str> {
+        match self.authentication {
+            Authentication::Oauth => self.oauth_profile.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -927,5 +941,24 @@ mod tests {
             "https://(credentials)@h:1/a@b?c=d@e"
         );
         assert!(check_http_url("https://h.example/a@b").is_ok());
+        let err = check_http_url("https://h.example:0/x").unwrap_err();
+        assert!(err.contains("port 0"), "{err}");
+        assert!(check_http_url("https://h.example:1/x").is_ok());
+    }
+
+    #[test]
+    fn store_ids() {
+        assert!(check_store_id(&Store::new().store_id).is_ok());
+        for bad in [
+            "",
+            "x",
+            "../../x",
+            "6F1C0C7E-1B2A-4C3D-8E4F-5A6B7C8D9E0F",
+            "6f1c0c7e1b2a4c3d8e4f5a6b7c8d9e0f",
+            "{6f1c0c7e-1b2a-4c3d-8e4f-5a6b7c8d9e0f}",
+            "urn:uuid:6f1c0c7e-1b2a-4c3d-8e4f-5a6b7c8d9e0f",
+        ] {
+            assert!(check_store_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

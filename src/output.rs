@@ -37,7 +37,7 @@ pub struct Printer {
 
 /// Writes to stdout; a reader that went away (`connctl ... | head`) is the
 /// typed [`ErrorKind::BrokenPipe`], which main turns into a quiet exit 0.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
+fn stdout(bytes: &[u8]) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
@@ -82,7 +82,7 @@ impl Printer {
         let mut text = serde_json::to_string_pretty(value)
             .map_err(|e| Error::failed("cannot render JSON").with_source(&e))?;
         text.push('\n');
-        write_stdout(text.as_bytes())
+        self.stdout(text.as_bytes())
     }
 
     /// Prints rows as an aligned table with a header to stdout.
@@ -101,7 +101,7 @@ impl Printer {
             text.push_str(line.strip_prefix(' ').unwrap_or(line).trim_end());
             text.push('\n');
         }
-        write_stdout(text.as_bytes())
+        self.stdout(text.as_bytes())
     }
 
     /// Key/value lines for `show` in table mode.
@@ -111,33 +111,45 @@ impl Printer {
         for (key, value) in fields {
             text.push_str(&format!("{key:<width$}  {}\n", escape(value)));
         }
-        write_stdout(text.as_bytes())
+        self.stdout(text.as_bytes())
     }
 
     /// Raw bytes to stdout (e.g. a response body), unchanged.
     pub fn raw(&self, bytes: &[u8]) -> Result<()> {
-        write_stdout(bytes)
+        self.stdout(bytes)
     }
 
     /// One line of connctl's own text to stdout (the demo's tour).
     pub fn line(&self, message: &str) -> Result<()> {
-        write_stdout(format!("{}\n", escape_lines(message)).as_bytes())
+        self.stdout(format!("{}\n", escape_lines(message)).as_bytes())
+    }
+
+    /// Writes to stdout, above the progress bar if one is on screen (stdout
+    /// may be the same terminal).
+    fn stdout(&self, bytes: &[u8]) -> Result<()> {
+        match self.bar() {
+            Some(bar) => bar.suspend(|| stdout(bytes)),
+            None => stdout(bytes),
+        }
+    }
+
+    /// The progress bar on screen, if any.
+    fn bar(&self) -> Option<ProgressBar> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Writes to stderr. A closed or broken stderr (`2>&-`, a reader that
     /// went away) loses the text but never fails or ends the command: the
     /// exit code stays the one the work earned.
     fn stderr(&self, text: &str) {
-        let bar = self
-            .progress
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
         let write = || {
             let mut err = io::stderr().lock();
             let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
         };
-        match bar {
+        match self.bar() {
             Some(bar) => bar.suspend(write),
             None => write(),
         }

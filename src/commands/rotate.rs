@@ -79,10 +79,7 @@ fn users(store: &Store, kind: RecordKind, name: &str) -> Vec<(String, bool)> {
         .iter()
         .filter(|(cname, c)| match kind {
             RecordKind::Connection => cname.as_str() == name,
-            RecordKind::OauthProfile => {
-                c.authentication == Authentication::Oauth
-                    && c.oauth_profile.as_deref() == Some(name)
-            }
+            RecordKind::OauthProfile => c.oauth_profile_used() == Some(name),
             RecordKind::MidServer => c.mid_server.as_deref() == Some(name),
             _ => false,
         })
@@ -99,11 +96,10 @@ fn check_record(store: &Store, r: &Rotate<'_>) -> Result<SecretSource> {
     if r.kind == RecordKind::Connection
         && let Some(c) = store.connection.get(name)
     {
-        let password_grant = c.authentication == Authentication::Oauth
-            && c.oauth_profile
-                .as_deref()
-                .and_then(|p| store.oauth_profile.get(p))
-                .is_some_and(|p| p.grant == Grant::Password);
+        let password_grant = c
+            .oauth_profile_used()
+            .and_then(|p| store.oauth_profile.get(p))
+            .is_some_and(|p| p.grant == Grant::Password);
         if c.authentication != Authentication::Basic && !password_grant {
             let hint = match c.authentication {
                 Authentication::Oauth => format!(

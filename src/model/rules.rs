@@ -63,10 +63,11 @@ impl RuleViolation {
         target_kind: RecordKind,
         target: &str,
     ) -> Self {
+        let shown = escape(target);
         let message = if target_kind == RecordKind::Integration {
-            format!("{kind} '{name}' belongs to integration '{target}', which does not exist")
+            format!("{kind} '{name}' belongs to integration '{shown}', which does not exist")
         } else {
-            format!("{kind} '{name}' names {target_kind} '{target}', which does not exist")
+            format!("{kind} '{name}' names {target_kind} '{shown}', which does not exist")
         };
         RuleViolation {
             missing: Some((target_kind, target.to_string())),
@@ -77,7 +78,7 @@ impl RuleViolation {
                 Some(field),
                 message,
                 format!(
-                    "add it with `connctl {target_kind} add {target} ...`, or name another (`connctl {target_kind} list`)"
+                    "add it with `connctl {target_kind} add {shown} ...`, or name another (`connctl {target_kind} list`)"
                 ),
             )
         }

@@ -87,16 +87,16 @@ impl Target {
             .get(name)
             .ok_or_else(|| Error::not_found("connection", name))?
             .clone();
-        let oauth = match connection.oauth_profile.clone() {
-            Some(p) if connection.authentication == Authentication::Oauth => Some((
-                p.clone(),
+        let oauth = match connection.oauth_profile_used() {
+            Some(p) => Some((
+                p.to_string(),
                 store
                     .oauth_profile
-                    .get(&p)
-                    .ok_or_else(|| Error::not_found("oauth-profile", &p))?
+                    .get(p)
+                    .ok_or_else(|| Error::not_found("oauth-profile", p))?
                     .clone(),
             )),
-            _ => None,
+            None => None,
         };
         let protocol = match connection.protocol_profile.clone() {
             Some(p) if connection.mutual_auth => Some((

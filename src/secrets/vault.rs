@@ -1189,5 +1189,6 @@ mod tests {
     #[test]
     fn text_from_vault_is_escaped() {
         assert_eq!(shown("a\u{1b}[31mb\n"), "a\\x1b[31mb\\n");
+        assert_eq!(shown(&"x".repeat(400)).len(), 300, "at most 300 characters");
     }
 }

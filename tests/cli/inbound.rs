@@ -2,7 +2,7 @@
 //! Rust client as the remote system, over loopback TLS with client certificates.
 
 mod client;
-mod server;
+pub(crate) mod server;
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -10,6 +10,7 @@ mod hostile;
 mod hostile_gaps;
 mod hostile_input;
 mod inbound;
+mod inbound_early;
 mod outbound;
 mod outbound_oauth;
 mod outbound_oauth_hostile;

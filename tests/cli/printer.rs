@@ -323,3 +323,119 @@ fn test_all_draws_no_progress_off_a_terminal_with_q_or_in_json() {
         assert!(!screen.contains('\x1b'), "{args:?}: {screen:?}");
     }
 }
+
+/// Runs `inbound serve` (no store yet), sends it one request without
+/// credentials, stops it; returns its whole stderr.
+fn serve_one_request(env: &TestEnv, global: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = env
+        .std_cmd()
+        .args(global)
+        .args(["inbound", "serve", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start inbound serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("first line");
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("no address: {first:?}"))
+        .to_string();
+    let mut tcp = std::net::TcpStream::connect(&addr).expect("connect");
+    tcp.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("rest of stderr");
+    first + &rest
+}
+
+#[test]
+fn inbound_serve_with_q_says_where_it_listens_and_warns_but_logs_no_request() {
+    let env = TestEnv::new();
+    let loud = serve_one_request(&env, &[]);
+    let lines: Vec<&str> = loud.lines().collect();
+    assert!(
+        lines[0].starts_with("listening on http://127.0.0.1:"),
+        "{loud}"
+    );
+    assert!(loud.contains("\nspool: stdout"), "{loud}");
+    assert!(
+        loud.contains("\nwarning: the store '") && loud.contains("does not exist yet"),
+        "{loud}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" 401 GET /probe ") && l.ends_with("no credentials")),
+        "{loud}"
+    );
+    assert!(loud.ends_with("\nstopped\n"), "{loud}");
+
+    let quiet = serve_one_request(&env, &["-q"]);
+    let lines: Vec<&str> = quiet.lines().collect();
+    assert_eq!(lines.len(), 2, "{quiet}");
+    assert!(
+        lines[0].starts_with("listening on http://127.0.0.1:"),
+        "{quiet}"
+    );
+    assert!(lines[1].starts_with("warning: the store '"), "{quiet}");
+}
+
+#[test]
+fn inbound_serve_goes_on_answering_when_its_log_reader_is_gone() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    // stderr is a broken pipe, so the port cannot be read from it: take a free one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut child = env
+        .std_cmd()
+        .args(["inbound", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .expect("start inbound serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut tcp = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(tcp) => break tcp,
+            Err(e) if std::time::Instant::now() > deadline => panic!("never listened: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    for _ in 0..3 {
+        tcp.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).expect("an answer");
+        assert_eq!(&head, b"HTTP/1.1 401");
+        // The rest of the answer (small) before the next request.
+        let mut rest = [0u8; 4096];
+        let _ = tcp.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+        let _ = tcp.read(&mut rest);
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

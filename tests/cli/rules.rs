@@ -31,6 +31,11 @@ fn refused_with_hint(env: &TestEnv, args: &[&str], code: i32, message: &str, hin
 
 /// `connection add x` to integration `inc` (test), with `extra` flags.
 fn add<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    add_to("https://x.example.com", extra)
+}
+
+/// `connection add x` to integration `inc` (test) at `url`, with `extra` flags.
+fn add_to<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "connection",
         "add",
@@ -40,7 +45,7 @@ fn add<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         "--env",
         "test",
         "--url",
-        "https://x.example.com",
+        url,
     ];
     args.extend_from_slice(extra);
     args
@@ -457,17 +462,7 @@ fn mid_server_authentication_needs_user_and_password() {
 fn port_zero_is_refused_in_every_url() {
     let env = two_connections();
     for args in [
-        vec![
-            "connection",
-            "add",
-            "x",
-            "--integration",
-            "inc",
-            "--env",
-            "test",
-            "--url",
-            "https://x.example.com:0/api",
-        ],
+        add_to("https://x.example.com:0/api", &[]),
         vec![
             "connection",
             "edit",
@@ -823,4 +818,20 @@ fn send_warns_when_the_integration_is_inactive() {
         run.stderr
     );
     assert_eq!(server.count("/only"), 1);
+}
+
+#[test]
+fn a_name_that_breaks_the_rule_is_shown_escaped() {
+    let env = TestEnv::new();
+    let run = refused(
+        &env,
+        &["integration", "add", "a\nerror: forged"],
+        4,
+        "'a\\nerror: forged' is not a valid integration name",
+    );
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("error: forged")),
+        "{}",
+        run.stderr
+    );
 }

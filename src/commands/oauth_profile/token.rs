@@ -20,10 +20,7 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
     let users: Vec<&String> = store
         .connection
         .iter()
-        .filter(|(_, c)| {
-            c.authentication == Authentication::Oauth
-                && c.oauth_profile.as_deref() == Some(args.name.as_str())
-        })
+        .filter(|(_, c)| c.oauth_profile_used() == Some(args.name.as_str()))
         .map(|(n, _)| n)
         .collect();
     let connection = match &args.connection {
@@ -32,9 +29,7 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
                 .connection
                 .get(c)
                 .ok_or_else(|| not_found(&store, RecordKind::Connection, c))?;
-            if conn.oauth_profile.as_deref() != Some(args.name.as_str())
-                || conn.authentication != Authentication::Oauth
-            {
+            if conn.oauth_profile_used() != Some(args.name.as_str()) {
                 return Err(Error::invalid(format!(
                     "connection '{c}' does not use OAuth profile '{}'",
                     args.name
