@@ -18,7 +18,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::outbound_servers::{Pki, Reply, Server, TlsOptions, runtime, tls_server};
+use crate::outbound_servers::{
+    Fault, Pki, Reply, Server, TlsOptions, fault_server, runtime, tls_server,
+};
 use crate::support::{Run, TestEnv, keyring_entries, store_id, write};
 
 /// Control characters, an escape sequence and a forged line, as a
@@ -37,6 +39,8 @@ struct Gaps {
     evil: u16,
     /// The CA that issued the evil certificate.
     evil_ca: PathBuf,
+    /// Accepts connections and never says anything (a Vault that hangs).
+    silent: u16,
 }
 
 fn gaps() -> &'static Gaps {
@@ -67,6 +71,7 @@ fn gaps() -> &'static Gaps {
             Arc::new(answer),
         )
         .port;
+        let silent = fault_server(&rt, Fault::Silent);
         Gaps {
             _rt: rt,
             _dir: dir,
@@ -74,6 +79,7 @@ fn gaps() -> &'static Gaps {
             api,
             evil,
             evil_ca,
+            silent,
         }
     })
 }
@@ -595,6 +601,28 @@ fn timeout_covers_a_fifo_or_a_slow_command_source() {
             assert!(run.stderr.contains("raise --timeout"), "{}", run.stderr);
         }
     }
+    // A Vault that never answers: given up at the --timeout, not at
+    // CONNCTL_VAULT_TIMEOUT (30 s).
+    let vault_env = basic_env("vault:secret/data/app#pw");
+    let addr = format!("http://127.0.0.1:{}", gaps().silent);
+    let started = Instant::now();
+    let out = vault_env
+        .cmd()
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_TOKEN", "t")
+        .args(["connection", "send", "c", "--timeout", "1"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let run = Run::from_output(out);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        run.stderr.contains("within the command's --timeout (1 s)"),
+        "{}",
+        run.stderr
+    );
+
     // The source's own limit, when it is the smaller, is the one named.
     let out = file_env
         .cmd()
