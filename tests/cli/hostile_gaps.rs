@@ -41,6 +41,8 @@ struct Gaps {
     evil_ca: PathBuf,
     /// Accepts connections and never says anything (a Vault that hangs).
     silent: u16,
+    /// Plain HTTP, raw: answers every request with a header value in Latin-1.
+    latin1: u16,
 }
 
 fn gaps() -> &'static Gaps {
@@ -72,6 +74,10 @@ fn gaps() -> &'static Gaps {
         )
         .port;
         let silent = fault_server(&rt, Fault::Silent);
+        let latin1 = raw_answer(
+            &rt,
+            b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9 \xff\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        );
         Gaps {
             _rt: rt,
             _dir: dir,
@@ -80,8 +86,38 @@ fn gaps() -> &'static Gaps {
             evil,
             evil_ca,
             silent,
+            latin1,
         }
     })
+}
+
+/// A raw plain-HTTP server that reads a request head and answers `reply`.
+fn raw_answer(rt: &tokio::runtime::Runtime, reply: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    rt.spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(reply).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    port
 }
 
 /// What the shared TLS servers answer, by path.
@@ -492,6 +528,21 @@ fn response_header_values_are_escaped_by_send_include() {
         run.stdout
     );
     assert!(run.stdout.ends_with("ok"), "{}", run.stdout);
+
+    // Bytes that are not UTF-8 are shown as \xNN, not as U+FFFD.
+    let env = env_with(&conn(
+        "plain",
+        &format!("http://127.0.0.1:{}/latin1", g.latin1),
+        "allow_http = true",
+    ));
+    let run = env.run(&["connection", "send", "plain", "-i"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(r"x-latin: caf\xe9 \xff"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('\u{fffd}'), "{}", run.stdout);
 }
 
 #[test]
