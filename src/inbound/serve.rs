@@ -5,6 +5,8 @@
 //! its JSON line is durable in the spool. GET, HEAD and OPTIONS carry no
 //! message: they get 200 and the admitting connection, and nothing is recorded. The store is re-read whenever the
 //! file changes, so activation takes effect without a restart.
+//! A refusal is sent before the body is read; `early` makes sure a client
+//! that is still sending reads it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
