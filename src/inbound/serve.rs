@@ -619,7 +619,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Res
             let mut note = rejection.note;
             if let Some(body) = body.filter(|body| !body.is_end_stream()) {
                 answer_early(&mut response, body, parts.version, info, &shared.out);
-                note.push_str(" (answered before the body was read)");
+                note.push_str(" (answered before the whole body was read)");
             }
             (response, note)
         }

@@ -18,7 +18,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::outbound_servers::{Pki, Reply, Server, TlsOptions, runtime, tls_server};
+use crate::outbound_servers::{
+    Fault, Pki, Reply, Server, TlsOptions, fault_server, runtime, tls_server,
+};
 use crate::support::{Run, TestEnv, keyring_entries, store_id, write};
 
 /// Control characters, an escape sequence and a forged line, as a
@@ -37,6 +39,10 @@ struct Gaps {
     evil: u16,
     /// The CA that issued the evil certificate.
     evil_ca: PathBuf,
+    /// Accepts connections and never says anything (a Vault that hangs).
+    silent: u16,
+    /// Plain HTTP, raw: answers every request with a header value in Latin-1.
+    latin1: u16,
 }
 
 fn gaps() -> &'static Gaps {
@@ -67,6 +73,11 @@ fn gaps() -> &'static Gaps {
             Arc::new(answer),
         )
         .port;
+        let silent = fault_server(&rt, Fault::Silent);
+        let latin1 = raw_answer(
+            &rt,
+            b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9 \xff\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        );
         Gaps {
             _rt: rt,
             _dir: dir,
@@ -74,8 +85,39 @@ fn gaps() -> &'static Gaps {
             api,
             evil,
             evil_ca,
+            silent,
+            latin1,
         }
     })
+}
+
+/// A raw plain-HTTP server that reads a request head and answers `reply`.
+fn raw_answer(rt: &tokio::runtime::Runtime, reply: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    rt.spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(reply).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    port
 }
 
 /// What the shared TLS servers answer, by path.
@@ -486,6 +528,21 @@ fn response_header_values_are_escaped_by_send_include() {
         run.stdout
     );
     assert!(run.stdout.ends_with("ok"), "{}", run.stdout);
+
+    // Bytes that are not UTF-8 are shown as \xNN, not as U+FFFD.
+    let env = env_with(&conn(
+        "plain",
+        &format!("http://127.0.0.1:{}/latin1", g.latin1),
+        "allow_http = true",
+    ));
+    let run = env.run(&["connection", "send", "plain", "-i"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(r"x-latin: caf\xe9 \xff"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('\u{fffd}'), "{}", run.stdout);
 }
 
 #[test]
@@ -595,6 +652,28 @@ fn timeout_covers_a_fifo_or_a_slow_command_source() {
             assert!(run.stderr.contains("raise --timeout"), "{}", run.stderr);
         }
     }
+    // A Vault that never answers: given up at the --timeout, not at
+    // CONNCTL_VAULT_TIMEOUT (30 s).
+    let vault_env = basic_env("vault:secret/data/app#pw");
+    let addr = format!("http://127.0.0.1:{}", gaps().silent);
+    let started = Instant::now();
+    let out = vault_env
+        .cmd()
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_TOKEN", "t")
+        .args(["connection", "send", "c", "--timeout", "1"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let run = Run::from_output(out);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        run.stderr.contains("within the command's --timeout (1 s)"),
+        "{}",
+        run.stderr
+    );
+
     // The source's own limit, when it is the smaller, is the one named.
     let out = file_env
         .cmd()

@@ -178,24 +178,58 @@ struct Curl {
     stderr: String,
 }
 
-/// Real curl, the body of the file `body`; `-w` reports status, version and
-/// the local port (which finds the server's log lines for this request).
-fn curl(e: &Early, served: &Served, https: bool, args: &[&str], body: &Path) -> Curl {
+/// How curl sends the body.
+#[derive(Debug, Clone, Copy)]
+enum Upload {
+    /// `--data-binary @FILE`: the size is declared (`Content-Length`).
+    Declared,
+    /// `-T -` from a pipe: no size (HTTP/1.1 chunked, HTTP/2 without
+    /// `Content-Length`), so the server only refuses past `--max-body`.
+    Streamed,
+}
+
+/// Real curl sending the file `body`; `-w` reports status, version and the
+/// local port (which finds the server's log lines for this request).
+fn curl(
+    e: &Early,
+    served: &Served,
+    https: bool,
+    args: &[&str],
+    body: &Path,
+    upload: Upload,
+) -> Curl {
     let scheme = if https { "https" } else { "http" };
-    let output = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "--max-time", "60"])
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "--max-time", "60"])
         .args(["-w", "%{http_code} %{http_version} %{local_port}"])
         .arg("--cacert")
         .arg(&e.pki.ca_cert)
         .args(args)
-        .arg("--data-binary")
-        .arg(format!("@{}", body.display()))
-        .arg(format!(
-            "{scheme}://127.0.0.1:{}/inbound/early",
-            served.port
-        ))
-        .output()
-        .expect("curl (scripts/test.sh installs it)");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match upload {
+        Upload::Declared => {
+            cmd.arg("--data-binary")
+                .arg(format!("@{}", body.display()))
+                .stdin(Stdio::null());
+        }
+        Upload::Streamed => {
+            cmd.args(["-X", "POST", "-T", "-"]).stdin(Stdio::piped());
+        }
+    }
+    cmd.arg(format!(
+        "{scheme}://127.0.0.1:{}/inbound/early",
+        served.port
+    ));
+    let mut child = cmd.spawn().expect("curl (scripts/test.sh installs it)");
+    if let Some(mut stdin) = child.stdin.take() {
+        let data = std::fs::read(body).expect("body");
+        // curl stops reading once refused: a failed write here is expected.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+    }
+    let output = child.wait_with_output().expect("curl");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let mut fields = stdout.split_whitespace();
     Curl {
@@ -230,7 +264,7 @@ fn drained(served: &Served, local_port: u16, status: u16, what: &str) -> (u64, S
     let peer = format!("127.0.0.1:{local_port}");
     let request = log_line(served, &format!("{peer} {status} POST /inbound/early"));
     assert!(
-        request.ends_with("(answered before the body was read)"),
+        request.ends_with("(answered before the whole body was read)"),
         "{request}"
     );
     let line = log_line(served, &format!("{peer}: after the early answer ({what})"));
@@ -247,28 +281,36 @@ fn drained(served: &Served, local_port: u16, status: u16, what: &str) -> (u64, S
     (discarded, line)
 }
 
-fn users() -> [(String, u16); 2] {
+/// Basic credentials and the refusal they get for an 11 MB body: over
+/// `--max-body`, wrong password, and a user whose connections are inactive.
+fn users() -> [(String, u16); 3] {
     [
         (format!("remote:{PASSWORD}"), 413),
         ("remote:wrong-password".to_string(), 401),
+        (format!("idle:{PASSWORD}"), 403),
     ]
 }
 
 #[test]
-fn curl_over_http1_reads_the_early_413_and_401_of_an_11_mb_body() {
+fn curl_over_http1_reads_the_early_refusals_of_an_11_mb_body() {
     let e = early();
     for (served, https) in [(&e.plain, false), (&e.tls, true)] {
         // curl's own `Expect: 100-continue` (it sends no body before an
         // answer), and without it (the body comes at once: the lingering
         // close is what lets curl read the answer).
-        for expect in [None, Some("Expect:")] {
+        // A body of unknown size (chunked) is refused past --max-body.
+        for (expect, upload) in [
+            (None, Upload::Declared),
+            (Some("Expect:"), Upload::Declared),
+            (None, Upload::Streamed),
+        ] {
             for (user, status) in users() {
                 let mut args = vec!["--http1.1", "-u", &user];
                 if let Some(header) = expect {
                     args.extend(["-H", header]);
                 }
-                let run = curl(e, served, https, &args, &e.big);
-                let case = format!("https={https} {expect:?} {status}");
+                let run = curl(e, served, https, &args, &e.big, upload);
+                let case = format!("https={https} {expect:?} {upload:?} {status}");
                 assert_eq!(run.exit, 0, "{case}: {}", run.stderr);
                 assert_eq!(run.status, status, "{case}: {}", run.stderr);
                 assert_eq!(run.version, "1.1", "{case}");
@@ -285,14 +327,16 @@ fn curl_over_http1_reads_the_early_413_and_401_of_an_11_mb_body() {
 }
 
 #[test]
-fn curl_over_http2_reads_the_early_413_and_401_and_keeps_the_connection() {
+fn curl_over_http2_reads_the_early_refusals_and_keeps_the_connection() {
     let e = early();
-    for (user, status) in users() {
-        let run = curl(e, &e.tls, true, &["--http2", "-u", &user], &e.big);
-        assert_eq!(run.exit, 0, "{status}: {}", run.stderr);
-        assert_eq!(run.status, status, "{}", run.stderr);
-        assert_eq!(run.version, "2");
-        drained(&e.tls, run.local_port, status, "HTTP/2 stream");
+    for upload in [Upload::Declared, Upload::Streamed] {
+        for (user, status) in users() {
+            let run = curl(e, &e.tls, true, &["--http2", "-u", &user], &e.big, upload);
+            assert_eq!(run.exit, 0, "{upload:?} {status}: {}", run.stderr);
+            assert_eq!(run.status, status, "{upload:?}: {}", run.stderr);
+            assert_eq!(run.version, "2");
+            drained(&e.tls, run.local_port, status, "HTTP/2 stream");
+        }
     }
 
     // Only the stream ends: a second request on the same connection is taken.

@@ -191,7 +191,8 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     let client = Outbound::new();
     let retries = args.retry;
     let out = ctx.out.clone();
-    let on_retry = move |why: &str| out.warn(why);
+    // `why` may quote a server (a status, a certificate name): one line.
+    let on_retry = move |why: &str| out.warn(&crate::text::escape(why));
     let rt = runtime(false)?;
     let mut outcome = rt.block_on(client.send(&target, &spec, retries, &on_retry));
     outcome.judge(|s| (200..300).contains(&s), conn.authentication);
