@@ -359,8 +359,7 @@ pub enum IntegrationCommand {
     #[command(
         long_about = format!(
             "Activate an integration by activating one of its connections.\n\n\
-The connection is --connection when given. Otherwise: {}\n\n\
-`connection test|send --integration` choose the same way.",
+The connection is --connection when given. Otherwise: {}",
             crate::model::CONNECTION_CHOICE
         ),
         after_help = "Examples:\n  connctl integration activate incident-sync --env test\n  \
@@ -724,13 +723,13 @@ pub struct ConnectionTarget {
     /// Connection name
     #[arg(add = complete::connections())]
     pub name: Option<String>,
-    /// Use this integration's connection: the active one, else the one `integration activate` would choose
+    /// Use this integration's active connection (with --env: its connection in that environment)
     #[arg(
         long,
         conflicts_with = "name",
         add = complete::integrations(),
         long_help = format!(
-            "Use this integration's connection, the one `integration activate` would choose. {}",
+            "Use this integration's active connection; with --env, its connection in that environment. {}",
             crate::model::CONNECTION_CHOICE
         )
     )]

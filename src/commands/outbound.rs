@@ -29,8 +29,7 @@ pub fn method(text: &str) -> Result<Method> {
 }
 
 /// The connection a NAME or `--integration I [--env E]` designates; for an
-/// integration, the one `integration activate` would choose
-/// (`Store::choose_connection`, policy in `model::CONNECTION_CHOICE`).
+/// integration, `Store::connection_in_use` (policy in `model::CONNECTION_CHOICE`).
 pub fn pick(store: &Store, target: &ConnectionTarget) -> Result<String> {
     if let Some(name) = &target.name {
         if !store.connection.contains_key(name) {
@@ -44,7 +43,7 @@ pub fn pick(store: &Store, target: &ConnectionTarget) -> Result<String> {
         ));
     };
     Ok(store
-        .choose_connection(integration, None, target.env.map(Environment::from))?
+        .connection_in_use(integration, target.env.map(Environment::from))?
         .to_string())
 }
 

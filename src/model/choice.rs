@@ -8,9 +8,56 @@ use crate::error::{Error, ErrorKind, Result};
 /// The policy, as `--help` and `docs/design.md` state it.
 pub const CONNECTION_CHOICE: &str = "Among the integration's connections (only those of --env when given) \
 connctl takes the active one, else the only one, else the one most recently active; with none to \
-choose from (exit 3), or several of which none was ever active (exit 2), it lists the candidates.";
+choose from (exit 3), or several of which none was ever active (exit 2), it lists the candidates. \
+`connection test|send --integration` without --env use the active connection only (exit 3 when \
+the integration is inactive, naming the one `integration activate` would choose).";
 
 impl Store {
+    /// The connection `connection test|send --integration` use: without
+    /// `env`, the integration's active connection (DESIGN.md §4: a send
+    /// never goes to a connection an operator deactivated just because it
+    /// was the last one used); with `env`, [`Store::choose_connection`]
+    /// among that environment's connections.
+    pub fn connection_in_use(&self, integration: &str, env: Option<Environment>) -> Result<&str> {
+        if env.is_some() {
+            return self.choose_connection(integration, None, env);
+        }
+        // Not `active_connection_of`: its result borrows `integration` too.
+        if let Some((active, _)) = self
+            .connection
+            .iter()
+            .find(|(_, c)| c.integration == integration && c.active)
+        {
+            return Ok(active);
+        }
+        let hint = match self.choose_connection(integration, None, None) {
+            Ok(would) => format!(
+                "activate one (`connctl integration activate {integration}` would choose '{would}'), \
+or name one: `--env {}` or the connection's name",
+                self.connection[would].environment
+            ),
+            // No such integration, or no connections: that is the error.
+            Err(e) if e.kind == ErrorKind::NotFound => return Err(e),
+            Err(_) => {
+                let all: Vec<(&String, &Connection)> = self
+                    .connection
+                    .iter()
+                    .filter(|(_, c)| c.integration == integration)
+                    .collect();
+                format!(
+                    "activate one (`connctl integration activate {integration} --connection NAME`), \
+or name one by --env or by name: {}",
+                    listing(&all)
+                )
+            }
+        };
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!("integration '{integration}' has no active connection"),
+        )
+        .with_hint(hint))
+    }
+
     /// The connection of `integration` that a command means when it names the
     /// integration: `connection` when given (it must belong to the
     /// integration), else among the integration's connections (only those of
@@ -36,18 +83,6 @@ impl Store {
             .iter()
             .filter(|(_, c)| c.integration == integration)
             .collect();
-        let listing = |list: &[(&String, &Connection)]| {
-            list.iter()
-                .map(|(n, c)| {
-                    format!(
-                        "{n} ({}{})",
-                        c.environment,
-                        if c.active { ", active" } else { "" }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         if let Some(wanted) = connection {
             let Some((name, c)) = self.connection.get_key_value(wanted) else {
                 return Err(self.missing(RecordKind::Connection, wanted));
@@ -116,4 +151,18 @@ impl Store {
             candidates[0].0, candidates[0].0
         )))
     }
+}
+
+/// Connections as the errors list them: `a (test), b (production, active)`.
+fn listing(list: &[(&String, &Connection)]) -> String {
+    list.iter()
+        .map(|(n, c)| {
+            format!(
+                "{n} ({}{})",
+                c.environment,
+                if c.active { ", active" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

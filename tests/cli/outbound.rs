@@ -894,12 +894,11 @@ fn integration_and_env_pick_the_connection() {
         conn("tst", &test_server.url("/t"), &ca),
         dev_server.url("/d"),
     ));
-    // No active connection and none ever active: say so and list the
-    // candidates (as `integration activate` would).
-    let run = f.expect(&["connection", "send", "--integration", "inc"], &[], 2);
+    // No active connection: say so and list the candidates.
+    let run = f.expect(&["connection", "send", "--integration", "inc"], &[], 3);
     assert!(
         run.stderr
-            .contains("integration 'inc' has 2 connections and none was active before"),
+            .contains("integration 'inc' has no active connection"),
         "{}",
         run.stderr
     );

@@ -714,6 +714,30 @@ fn all_refuse(results: &[Result<String, (i32, String)>; 3], code: i32, needles: 
     }
 }
 
+/// `send` and `test` of an integration with no active connection: exit 3,
+/// naming the connection `integration activate` would choose.
+#[track_caller]
+fn inactive_refused(results: &[Result<String, (i32, String)>], would: &str, env: &str) {
+    for (command, result) in ["send", "test"].iter().zip(results) {
+        match result {
+            Ok(name) => panic!("{command} used {name} of an inactive integration"),
+            Err((code, stderr)) => {
+                assert_eq!(*code, 3, "{command}: {stderr}");
+                for needle in [
+                    "integration 'inc' has no active connection".to_string(),
+                    format!("`connctl integration activate inc` would choose '{would}'"),
+                    format!("--env {env}"),
+                ] {
+                    assert!(
+                        stderr.contains(&needle),
+                        "{command}: no {needle:?} in\n{stderr}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn send_test_and_activate_choose_the_same_connection() {
     let f = Fixture::new();
@@ -735,10 +759,21 @@ fn send_test_and_activate_choose_the_same_connection() {
     );
     all_choose(&choices(&f, &server, None), "a");
 
-    // None active: the only one.
+    // None active: `activate` takes the only one; `send` and `test` without
+    // --env go through the active connection only, so they refuse (exit 3),
+    // nothing is sent, and the hint names what `activate` would choose.
     f.store(&choice_conn(&f, &server, "only", "test", ""));
-    let results = choices(&f, &server, None);
-    all_choose(&results, "only");
+    let [sent, tested, activated] = choices(&f, &server, None);
+    assert_eq!(activated, Ok("only".to_string()));
+    inactive_refused(&[sent, tested], "only", "test");
+    assert_eq!(
+        server.count("/only"),
+        0,
+        "a send to an inactive integration"
+    );
+    // With --env the environment's connection is meant, active or not.
+    f.store(&choice_conn(&f, &server, "only", "test", ""));
+    all_choose(&choices(&f, &server, Some("test")), "only");
 
     // None active, several: the most recently active (instants, not text).
     f.store(
@@ -749,7 +784,9 @@ fn send_test_and_activate_choose_the_same_connection() {
         ]
         .concat(),
     );
-    all_choose(&choices(&f, &server, None), "a");
+    let [sent, tested, activated] = choices(&f, &server, None);
+    assert_eq!(activated, Ok("a".to_string()));
+    inactive_refused(&[sent, tested], "a", "test");
 
     // With --env: the same steps among that environment's connections.
     f.store(
@@ -770,7 +807,9 @@ fn send_test_and_activate_choose_the_same_connection() {
     );
     all_choose(&choices(&f, &server, Some("Development")), "b");
 
-    // Several none of which was ever active: exit 2, the candidates listed.
+    // Several none of which was ever active: `activate` refuses (exit 2,
+    // the candidates listed); `send` and `test` say there is no active
+    // connection (exit 3), listing the same candidates.
     f.store(
         &[
             choice_conn(&f, &server, "a", "test", ""),
@@ -778,14 +817,29 @@ fn send_test_and_activate_choose_the_same_connection() {
         ]
         .concat(),
     );
+    let [sent, tested, activated] = choices(&f, &server, None);
     all_refuse(
-        &choices(&f, &server, None),
+        &[activated.clone(), activated.clone(), activated],
         2,
         &[
             "has 2 connections and none was active before",
             "a (test), b (development)",
         ],
     );
+    for (command, result) in [("send", sent), ("test", tested)] {
+        let (code, stderr) = result.expect_err(command);
+        assert_eq!(code, 3, "{command}: {stderr}");
+        for needle in [
+            "integration 'inc' has no active connection",
+            "--connection NAME",
+            "a (test), b (development)",
+        ] {
+            assert!(
+                stderr.contains(needle),
+                "{command}: no {needle:?} in\n{stderr}"
+            );
+        }
+    }
 
     // Nothing to choose from: exit 3.
     all_refuse(
@@ -809,7 +863,18 @@ fn send_warns_when_the_integration_is_inactive() {
     let f = Fixture::new();
     let server = f.server(ok_handler());
     f.store(&choice_conn(&f, &server, "only", "test", ""));
-    let run = f.expect(&["connection", "send", "--integration", "inc"], &[], 0);
+    let run = f.expect(
+        &[
+            "connection",
+            "send",
+            "--integration",
+            "inc",
+            "--env",
+            "test",
+        ],
+        &[],
+        0,
+    );
     assert!(
         run.stderr.contains(
             "warning: connection 'only' is not active, and integration 'inc' has no active connection"
