@@ -41,6 +41,11 @@ pub struct Route {
     /// Whether the connection has mutual auth on, to explain a client-certificate refusal.
     pub mutual_auth: bool,
     pub timeout: Duration,
+    /// The end of the attempt this exchange is part of, when earlier stages
+    /// (reading the secrets, fetching a token) count against the same
+    /// `--timeout`: the exchange stops at the earlier of this and `timeout`
+    /// from its own start.
+    pub deadline: Option<Instant>,
     /// The connection's name, for hints ("connctl connection edit NAME ...").
     pub connection: String,
     /// Addresses already resolved in this run (`test --all` reaches few hosts many times).
@@ -216,7 +221,8 @@ pub async fn execute_with(
     trace: &mut Trace,
     mode: BodyMode,
 ) -> Result<Response> {
-    let deadline = Instant::now() + route.timeout;
+    let own = Instant::now() + route.timeout;
+    let deadline = route.deadline.map_or(own, |at| at.min(own));
     let https = match req.url.scheme() {
         "https" => true,
         "http" => false,

@@ -208,6 +208,17 @@ pub fn join_path(endpoint: &str, path: Option<&str>) -> Result<url::Url> {
     Ok(url)
 }
 
+impl Prepared {
+    /// A retry's own `--timeout`, from now (the secrets are read already).
+    fn restart_clock(&mut self, timeout: Duration) {
+        let at = Some(Instant::now() + timeout);
+        self.route.deadline = at;
+        if let Some(source) = &mut self.token_source {
+            source.route.deadline = at;
+        }
+    }
+}
+
 /// A connection ready to send: secrets resolved, routes and TLS built.
 pub struct Prepared {
     pub target: Target,
@@ -385,6 +396,7 @@ impl Outbound {
             },
             mutual_auth: false,
             timeout,
+            deadline: None,
             connection: String::new(),
             dns: self.dns.clone(),
         })
@@ -398,7 +410,8 @@ impl Outbound {
         trace: &mut Trace,
     ) -> Result<Prepared> {
         let started = Instant::now();
-        // --timeout bounds the secrets stage too (then, afresh, DNS to the last body byte).
+        // One --timeout for the attempt: reading the secrets, the token, and
+        // DNS to the last body byte all count against it.
         let deadline = secrets::Deadline::after(spec.timeout);
         let conn = &target.connection;
         let mut used = Vec::new();
@@ -581,6 +594,7 @@ impl Outbound {
             },
             mutual_auth: conn.mutual_auth,
             timeout: spec.timeout,
+            deadline: Some(deadline.at.into()),
             connection: target.name.clone(),
             dns: self.dns.clone(),
         };
@@ -655,6 +669,7 @@ impl Outbound {
                         },
                         mutual_auth: false,
                         timeout: spec.timeout,
+                        deadline: Some(deadline.at.into()),
                         connection: target.name.clone(),
                         dns: self.dns.clone(),
                     },
@@ -806,7 +821,7 @@ impl Outbound {
         on_retry: &(dyn Fn(&str) + Sync),
     ) -> Outcome {
         let mut trace = Trace::default();
-        let prepared = match self.prepare(target, spec, &mut trace).await {
+        let mut prepared = match self.prepare(target, spec, &mut trace).await {
             Ok(p) => p,
             Err(e) => return outcome(target, trace, Err(e)),
         };
@@ -833,6 +848,7 @@ impl Outbound {
                         transport::format_secs(delay)
                     ));
                     tokio::time::sleep(delay).await;
+                    prepared.restart_clock(spec.timeout);
                 }
                 None => return outcome(target, trace, result),
             }

@@ -329,6 +329,7 @@ impl Client {
             },
             mutual_auth: false,
             timeout: config.timeout,
+            deadline: None,
             connection: "vault".to_string(),
             dns: Default::default(),
         };

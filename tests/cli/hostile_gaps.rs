@@ -689,3 +689,23 @@ fn timeout_covers_a_fifo_or_a_slow_command_source() {
         run.stderr
     );
 }
+
+#[test]
+fn one_timeout_spans_the_secret_source_and_the_network() {
+    // The source takes 3 s of a 4 s --timeout; a server that never answers
+    // gets what is left, not another 4 s.
+    let env = env_with(&conn(
+        "c",
+        &format!("https://127.0.0.1:{}/api", gaps().silent),
+        "authentication = \"basic\"\nuser = \"u\"\npassword = \"cmd:sh -c 'sleep 3; printf pw'\"",
+    ));
+    let started = Instant::now();
+    let run = env.run(&["connection", "test", "c", "--timeout", "4"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert!(run.stderr.contains("timed out after 4 s"), "{}", run.stderr);
+    assert!(
+        took < Duration::from_secs(6),
+        "the network got a fresh --timeout after the secret: {took:?}"
+    );
+}
