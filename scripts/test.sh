@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db prometheus python3 python3-pip)
+packages=(dbus gnome-keyring libsecret-tools keyutils tinyproxy curl openssl zsh fish man-db prometheus python3 python3-pip time)
 # nginx: the real mTLS front (ssl_verify_client) of tests/cli/hostile.rs.
 packages+=(nginx)
 missing=()

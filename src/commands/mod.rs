@@ -90,7 +90,7 @@ impl Context {
             self.out.warn(&format!(
                 "the keyring entry {} could not be removed: {}",
                 left.at.account(),
-                left.error.message
+                crate::text::escape(&left.error.message)
             ));
         }
         if !done.leftovers.is_empty() {

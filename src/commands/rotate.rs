@@ -271,7 +271,7 @@ pub fn run(ctx: &Context, r: Rotate<'_>) -> Result<()> {
                 r.what(),
                 r.kind,
                 r.name,
-                e.message
+                crate::text::escape(&e.message)
             ));
             None
         }

@@ -428,7 +428,8 @@ impl StoreWatch {
                 }
                 Err(e) => {
                     self.out.warn(&format!(
-                        "the store changed but cannot be read; still using the previous version: {e}"
+                        "the store changed but cannot be read; still using the previous version: {}",
+                        e.shown()
                     ));
                 }
             }

@@ -742,9 +742,15 @@ impl Outbound {
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }
-        // The operator's own headers win over the defaults.
+        // The operator's own headers replace the defaults; a name given
+        // more than once is sent once per value.
+        let mut given = std::collections::HashSet::new();
         for (name, value) in spec.headers.iter().chain(&prepared.secret_headers) {
-            headers.insert(name.clone(), value.clone());
+            if given.insert(name) {
+                headers.insert(name.clone(), value.clone());
+            } else {
+                headers.append(name.clone(), value.clone());
+            }
         }
         HttpRequest {
             url: prepared.url.clone(),

@@ -250,12 +250,28 @@ fn send_refuses_headers_connctl_sets_itself_before_anything_is_sent() {
         "0123456789",
         "-H",
         "X-Ok: 1",
+        "-H",
+        "X-Twice: a",
+        "-H",
+        "X-Twice: b",
+        "-H",
+        "Accept: text/plain",
     ]);
     let seen = g.api.requests();
     let sent: Vec<_> = seen.iter().filter(|s| s.path == "/framing").collect();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body, b"0123456789");
     assert_eq!(sent[0].header("x-ok"), Some("1"));
+    assert_eq!(
+        sent[0].header("x-twice"),
+        Some("a, b"),
+        "a header given twice is sent twice"
+    );
+    assert_eq!(
+        sent[0].header("accept"),
+        Some("text/plain"),
+        "the operator's header replaces the default"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -102,27 +102,43 @@ fn flooding_endpoint(
 }
 
 /// Runs connctl with `args`, returning its exit code, its output and its own
-/// peak RSS in MB (wait4 reports the rusage of that one child).
+/// peak RSS in MB. GNU time (a small parent) measures it: the test process
+/// spawns with vfork, and a child's `ru_maxrss` then starts at the *parent's*
+/// peak (hundreds of MB while other tests hold large bodies), not connctl's.
 fn run_measured(f: &Fixture, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, i64) {
     let out = f.env.path("measured.out");
-    let mut cmd = crate::outbound_oidc::std_cmd(&f.env);
-    cmd.args(args)
+    let rss = f.env.path("measured.rss");
+    // The command std_cmd builds (it starts from a cleared environment).
+    let probe = crate::outbound_oidc::std_cmd(&f.env);
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.env_clear()
+        .args(["-f", "%M", "-o"])
+        .arg(&rss)
+        .arg(probe.get_program())
+        .args(probe.get_args())
+        .args(args)
+        .envs(
+            probe
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
         .envs(vars.iter().copied())
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(f.env.path("measured.err")).unwrap());
-    // Reaped by wait4 below, which also gives its rusage.
-    #[allow(clippy::zombie_processes)]
-    let child = cmd.spawn().unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let status = cmd.status().expect("/usr/bin/time (Debian package time)");
     let text = format!(
         "{}{}",
         std::fs::read_to_string(&out).unwrap(),
         std::fs::read_to_string(f.env.path("measured.err")).unwrap()
     );
-    (libc::WEXITSTATUS(status), text, usage.ru_maxrss / 1024)
+    let kb: i64 = std::fs::read_to_string(&rss)
+        .unwrap()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("time -f %M");
+    // time exits with the command's status (or 128+N if a signal ended it).
+    (status.code().unwrap_or(-1), text, kb / 1024)
 }
 
 #[test]

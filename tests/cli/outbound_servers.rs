@@ -312,16 +312,21 @@ where
             let request = Seen {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
+                // A field sent more than once is one value joined with ", "
+                // (RFC 9110 §5.3).
                 headers: parts
                     .headers
                     .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_string(),
-                            v.to_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
+                    .fold(HashMap::new(), |mut all, (k, v)| {
+                        let v = v.to_str().unwrap_or_default();
+                        all.entry(k.as_str().to_string())
+                            .and_modify(|seen: &mut String| {
+                                seen.push_str(", ");
+                                seen.push_str(v);
+                            })
+                            .or_insert_with(|| v.to_string());
+                        all
+                    }),
                 body: body.to_vec(),
                 version: format!("{:?}", parts.version),
             };
