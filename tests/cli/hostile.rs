@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::outbound_servers::{Pki, TlsOptions, refused_port, runtime, server_config};
-use crate::support::{Run, TestEnv};
+use crate::support::{Run, TestEnv, conn, env_with, spawn_for_test_binary};
 
 const FIRST_CHUNK: &str = "first-chunk-of-the-body\n";
 const CLIENT_ID: &str = "connctl-client";
@@ -299,7 +299,6 @@ fn running_as_root() -> bool {
 }
 
 fn spawn_nginx(prefix: &Path, config: &Path) -> Result<Child, String> {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new("nginx");
     cmd.arg("-p")
         .arg(prefix)
@@ -309,35 +308,9 @@ fn spawn_nginx(prefix: &Path, config: &Path) -> Result<Child, String> {
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    cmd.spawn().map_err(|e| {
+    spawn_for_test_binary(cmd, libc::SIGKILL).map_err(|e| {
         format!("nginx must be installed (scripts/test.sh installs the Debian package): {e}")
     })
-}
-
-/// A store with integration `inc` and `records`, in a fresh environment.
-fn env_with(records: &str) -> TestEnv {
-    let env = TestEnv::new();
-    crate::support::write(
-        &env.store,
-        &format!(
-            "version = 1\nstore_id = \"{}\"\n\n[integration.inc]\n\n{records}",
-            uuid::Uuid::new_v4()
-        ),
-    );
-    env
-}
-
-fn conn(name: &str, url: &str, extra: &str) -> String {
-    format!(
-        "[connection.\"{name}\"]\nintegration = \"inc\"\nenvironment = \"test\"\nendpoint_url = \"{url}\"\n{extra}\n\n"
-    )
 }
 
 /// Connection `c` to `path` on the shared TLS server on `port`.

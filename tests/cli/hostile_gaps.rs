@@ -21,7 +21,7 @@ use rcgen::{
 use crate::outbound_servers::{
     Fault, Pki, Reply, Server, TlsOptions, fault_server, runtime, tls_server,
 };
-use crate::support::{Run, TestEnv, keyring_entries, store_id, write};
+use crate::support::{Run, TestEnv, conn, env_with, keyring_entries, store_id, write};
 
 /// Control characters, an escape sequence and a forged line, as a
 /// certificate's common name.
@@ -167,25 +167,6 @@ fn evil_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.1, pem).expect("write");
     std::fs::write(&paths.2, key.serialize_pem()).expect("write");
     paths
-}
-
-/// A store with integration `inc` and `records`, in a fresh environment.
-fn env_with(records: &str) -> TestEnv {
-    let env = TestEnv::new();
-    write(
-        &env.store,
-        &format!(
-            "version = 1\nstore_id = \"{}\"\n\n[integration.inc]\n\n{records}",
-            uuid::Uuid::new_v4()
-        ),
-    );
-    env
-}
-
-fn conn(name: &str, url: &str, extra: &str) -> String {
-    format!(
-        "[connection.\"{name}\"]\nintegration = \"inc\"\nenvironment = \"test\"\nendpoint_url = \"{url}\"\n{extra}\n\n"
-    )
 }
 
 fn ca_line(path: &Path) -> String {

@@ -61,27 +61,8 @@ fn serve(env: &TestEnv, spool: PathBuf, tls: Option<&PkiFiles>) -> Served {
             .arg("--tls-key")
             .arg(&pki.server_key);
     }
-    // SAFETY: prctl in the child before exec, no allocation.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    // PR_SET_PDEATHSIG fires when the spawning *thread* ends: spawn from one
-    // that lives as long as the test binary.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(cmd.spawn());
-        loop {
-            std::thread::park();
-        }
-    });
-    let mut child = rx
-        .recv()
-        .expect("spawn thread")
-        .expect("start inbound serve");
+    let mut child =
+        crate::support::spawn_for_test_binary(cmd, libc::SIGTERM).expect("start inbound serve");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut first = String::new();
     stderr.read_line(&mut first).expect("first line");

@@ -79,25 +79,7 @@ fn oidc() -> &'static Oidc {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         // The provider ends with the test binary.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        // PR_SET_PDEATHSIG fires when the spawning *thread* ends: spawn from
-        // one that lives as long as the test binary.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(cmd.spawn());
-            loop {
-                std::thread::park();
-            }
-        });
-        let mut child = rx
-            .recv()
-            .expect("spawn thread")
+        let mut child = crate::support::spawn_for_test_binary(cmd, libc::SIGTERM)
             .expect("node is needed (scripts/test.sh installs it)");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let port = loop {

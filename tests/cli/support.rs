@@ -254,3 +254,50 @@ pub fn run_on_terminal(env: &TestEnv, args: &[&str], prompt: &str, answer: &str)
         String::from_utf8_lossy(&seen).into_owned(),
     )
 }
+
+/// A store with integration `inc` and `records` (TOML tables), in a fresh
+/// environment.
+pub fn env_with(records: &str) -> TestEnv {
+    let env = TestEnv::new();
+    write(
+        &env.store,
+        &format!(
+            "version = 1\nstore_id = \"{}\"\n\n[integration.inc]\n\n{records}",
+            uuid::Uuid::new_v4()
+        ),
+    );
+    env
+}
+
+/// A test connection of integration `inc` to `url`, with `extra` TOML lines.
+pub fn conn(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "[connection.\"{name}\"]\nintegration = \"inc\"\nenvironment = \"test\"\nendpoint_url = \"{url}\"\n{extra}\n\n"
+    )
+}
+
+/// Starts a server process that lives as long as the test binary and no
+/// longer. `PR_SET_PDEATHSIG` sends `signal` when the spawning *thread*
+/// ends, so the process is spawned from a thread that never does.
+pub fn spawn_for_test_binary(
+    mut cmd: std::process::Command,
+    signal: libc::c_int,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, signal);
+            Ok(())
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(cmd.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread ended")))
+}
