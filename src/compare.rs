@@ -601,6 +601,21 @@ pub struct LiveFacts {
 }
 
 impl LiveFacts {
+    /// A side whose test failed at `stage` before the server showed anything.
+    pub fn failed_at(stage: &str, why: &str, stages: Vec<(String, f64)>) -> LiveFacts {
+        LiveFacts {
+            failed: Some((stage.to_string(), why.to_string())),
+            tls_version: None,
+            alpn: None,
+            server_issuer: None,
+            server_days_left: None,
+            client_cert_requested: None,
+            status: None,
+            content_type: None,
+            stages,
+        }
+    }
+
     pub fn of(outcome: &Outcome) -> LiveFacts {
         let tls = outcome.trace.tls.as_ref();
         let failed = outcome.error.as_ref().map(|e| {
@@ -1040,17 +1055,11 @@ mod tests {
     fn a_failed_side_names_its_stage() {
         let mut c = compare(&facts("a", "test", "h1"), &facts("b", "production", "h2"));
         let a = live("TLS 1.3", "CN=CA", 200);
-        let b = LiveFacts {
-            failed: Some(("tcp".into(), "connection refused".into())),
-            tls_version: None,
-            alpn: None,
-            server_issuer: None,
-            server_days_left: None,
-            client_cert_requested: None,
-            status: None,
-            content_type: None,
-            stages: vec![("dns".into(), 0.1), ("tcp".into(), 0.2)],
-        };
+        let b = LiveFacts::failed_at(
+            "tcp",
+            "connection refused",
+            vec![("dns".into(), 0.1), ("tcp".into(), 0.2)],
+        );
         compare_live(&mut c, &a, &b);
         let r = row(&c, "live.result");
         assert_eq!(

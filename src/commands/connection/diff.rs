@@ -136,16 +136,8 @@ fn test_all(
         .collect();
     // A test task that panicked left no outcome: say so rather than guess.
     for name in targets.keys() {
-        live.entry(name.clone()).or_insert_with(|| LiveFacts {
-            failed: Some(("secrets".into(), "the test did not finish".into())),
-            tls_version: None,
-            alpn: None,
-            server_issuer: None,
-            server_days_left: None,
-            client_cert_requested: None,
-            status: None,
-            content_type: None,
-            stages: Vec::new(),
+        live.entry(name.clone()).or_insert_with(|| {
+            LiveFacts::failed_at("secrets", "the test did not finish", Vec::new())
         });
     }
     Ok(live)
