@@ -526,6 +526,49 @@ fn start_device_login(e: &Env, name: &str) -> (Child, String, String) {
 }
 
 #[test]
+fn device_flow_with_private_key_jwt_signs_each_poll_anew() {
+    let e = Env::new();
+    let key = oidc().pki.client_key_sec1.display().to_string();
+    e.profile(
+        "devpk",
+        &[
+            "--client-id",
+            "device-pkjwt",
+            "--grant",
+            "device_code",
+            "--client-auth",
+            "private_key_jwt",
+            "--signing-key",
+            &key,
+            "--key-id",
+            "ec-1",
+            "--scope",
+            "openid",
+        ],
+        &[],
+    );
+    let (mut child, uri, code) = start_device_login(&e, "devpk");
+    // Let the first poll find the approval pending, so the token comes from a
+    // later poll: one that reused the first assertion's jti would be refused.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let approved = Command::new("node")
+        .arg(dir().join("browser.mjs"))
+        .args(["--device", &uri, &code])
+        .env("NODE_EXTRA_CA_CERTS", &oidc().pki.ca)
+        .status()
+        .unwrap();
+    assert!(approved.success());
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "the device login did not get its token"
+    );
+    let api = e.send(&[]);
+    assert_eq!(api["client_id"], "device-pkjwt");
+    assert_eq!(api["sub"], "alice");
+}
+
+#[test]
 fn device_flow_login_then_sends() {
     let e = Env::new();
     e.profile(

@@ -65,6 +65,13 @@ const provider = new Provider(issuer, {
       grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
     },
     {
+      // The device flow with private_key_jwt: every poll needs an assertion
+      // of its own (the provider refuses a jti it has seen).
+      client_id: 'device-pkjwt', token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [ecJwk] },
+      grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [],
+    },
+    {
       client_id: 'jwt-client', client_secret: 'jwt-secret', token_endpoint_auth_method: 'client_secret_post',
       jwks: { keys: [rsaJwk] }, grant_types: [JWT_BEARER], response_types: [], redirect_uris: [],
     },

@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use http::StatusCode;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::net::Trace;
 use crate::net::transport::{self, HttpRequest, Route};
+use crate::secret::Secret;
 
 /// The most of a token endpoint's answer that is read (a token answer is a
 /// few kilobytes; JWT access tokens stay well below this).
@@ -29,6 +30,9 @@ impl std::fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
+/// Form parameters made anew for each request (a `client_assertion`).
+type FreshParams<'a> = Box<dyn Fn() -> Result<Vec<(String, Secret)>> + Send + Sync + 'a>;
+
 /// One authorization server reached along one route. Redirects are never
 /// followed (the transport does not follow them); answers are bounded.
 pub struct Client<'a> {
@@ -37,6 +41,10 @@ pub struct Client<'a> {
     endpoint: String,
     /// The status of the last answer: the crate keeps only the body.
     status: Mutex<Option<StatusCode>>,
+    /// Added to the form of every request, made anew each time.
+    fresh: Option<FreshParams<'a>>,
+    /// The values `fresh` made, for scrubbing an answer that echoes them.
+    issued: Mutex<Vec<Secret>>,
 }
 
 impl<'a> Client<'a> {
@@ -45,7 +53,26 @@ impl<'a> Client<'a> {
             route,
             endpoint: endpoint.to_string(),
             status: Mutex::new(None),
+            fresh: None,
+            issued: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Adds `params()` to the form of each request this client sends, made
+    /// anew every time. The device flow's polls are one request of the
+    /// crate's sent again and again: a private_key_jwt `client_assertion`
+    /// must not be (its `jti` is single-use, RFC 7523 §3).
+    pub fn with_fresh_params(
+        mut self,
+        params: impl Fn() -> Result<Vec<(String, Secret)>> + Send + Sync + 'a,
+    ) -> Client<'a> {
+        self.fresh = Some(Box::new(params));
+        self
+    }
+
+    /// Every value [`Client::with_fresh_params`] has put on the wire.
+    pub fn issued(&self) -> Vec<Secret> {
+        self.issued.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     pub fn last_status(&self) -> Option<StatusCode> {
@@ -58,7 +85,24 @@ impl<'a> Client<'a> {
         &self,
         request: oauth2::HttpRequest,
     ) -> Result<oauth2::HttpResponse, TransportError> {
-        let (parts, body) = request.into_parts();
+        let (parts, mut body) = request.into_parts();
+        if let Some(fresh) = &self.fresh {
+            let params = fresh().map_err(TransportError)?;
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &params {
+                form.append_pair(name, value.expose());
+            }
+            let extra = form.finish();
+            if !extra.is_empty() {
+                if !body.is_empty() {
+                    body.push(b'&');
+                }
+                body.extend_from_slice(extra.as_bytes());
+            }
+            if let Ok(mut issued) = self.issued.lock() {
+                issued.extend(params.into_iter().map(|(_, v)| v));
+            }
+        }
         let url = url::Url::parse(&parts.uri.to_string()).map_err(|e| {
             TransportError(
                 Error::invalid(format!("the URL {} is invalid", self.endpoint)).with_cause(e),

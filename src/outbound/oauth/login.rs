@@ -113,7 +113,9 @@ pub async fn device(
         super::human_secs(details.expires_in().min(timeout).as_secs() as i64)
     ));
     say(text);
-    let http_token = http::Client::new(&source.route, &endpoint);
+    // Each poll authenticates anew: a private_key_jwt assertion is single-use.
+    let http_token =
+        http::Client::new(&source.route, &endpoint).with_fresh_params(|| auth_params(source));
     let answer = client
         .exchange_device_access_token(&details)
         .request_async(&http_token, tokio::time::sleep, Some(timeout))
@@ -136,6 +138,8 @@ pub async fn device(
                     _ => {}
                 }
             }
+            let mut sent = sent.clone();
+            sent.extend(http_token.issued());
             refusal(source, None, &sent, &endpoint, http_token.last_status(), e)
         })?;
     token_of(source, &endpoint, answer)
