@@ -572,3 +572,85 @@ fn a_mid_server_no_connection_uses_is_refused() {
     assert_eq!(env.store_bytes(), store);
     assert_eq!(keyring_entries(None, &id), keyring_before);
 }
+
+#[test]
+fn a_mid_server_password_is_tested_through_the_real_proxy_before_the_swap() {
+    // tinyproxy accepts only the new MID password; the endpoint behind it
+    // accepts the connection's own Basic password.
+    let dir = tempfile::tempdir().expect("dir");
+    let proxy = Tinyproxy::start(&dir.path().join("proxy"), "mid", "m1d-New-77");
+    let env = TestEnv::new();
+    let run = env.run_stdin(
+        &[
+            "mid-server",
+            "add",
+            "m",
+            "--url",
+            &proxy.url(),
+            "--user",
+            "mid",
+            "--password-stdin",
+        ],
+        "mid-old-1",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    basic_connection(&env, "svc-pw-9", "svc-pw-9");
+    env.ok(&["connection", "edit", "c", "--mid-server", "m"]);
+    let id = store_id(&env);
+    let account = format!("{id}/mid_server/m/password");
+    // The proxy refuses the old password: an authentication failure.
+    env.fails(&["connection", "test", "c"], 8);
+
+    // A candidate the proxy refuses: tested, refused, nothing changes.
+    let store = env.store_bytes();
+    let keyring = keyring_entries(None, &id);
+    let connects = proxy.log_text().matches("CONNECT").count();
+    let run = env.run_stdin(
+        &["mid-server", "rotate", "m", "--password-stdin"],
+        "wrong-9",
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    for words in [
+        "the MID server refused the credentials",
+        "nothing was changed: mid-server 'm' keeps its current proxy password",
+    ] {
+        assert!(run.stderr.contains(words), "{}", run.stderr);
+    }
+    assert_eq!(env.store_bytes(), store, "the store changed");
+    assert_eq!(keyring_entries(None, &id), keyring, "the keyring changed");
+    assert!(!run.stderr.contains("wrong-9"), "{}", run.stderr);
+
+    // The password the proxy accepts: the test goes through the proxy to
+    // the endpoint, then the value is swapped and the old one kept.
+    let run = expect(
+        env.run_stdin(
+            &["mid-server", "rotate", "m", "--password-stdin"],
+            "m1d-New-77",
+        ),
+        0,
+    );
+    assert!(
+        proxy.log_text().matches("CONNECT").count() > connects,
+        "the test did not go through the proxy:\n{}",
+        proxy.log_text()
+    );
+    assert!(
+        run.stderr
+            .contains("rotated the proxy password of mid-server 'm' (tested through 'c'"),
+        "{}",
+        run.stderr
+    );
+    let entries = keyring_entries(None, &id);
+    assert_eq!(
+        entries.get(&account).map(String::as_str),
+        Some("m1d-New-77")
+    );
+    assert_eq!(
+        entries
+            .get(&format!("{account}.previous"))
+            .map(String::as_str),
+        Some("mid-old-1")
+    );
+    env.ok(&["connection", "test", "c"]);
+    assert!(!run.stderr.contains("m1d-New-77") && !run.stdout.contains("m1d-New-77"));
+}
