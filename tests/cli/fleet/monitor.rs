@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::FleetPki;
 use crate::outbound::{Fixture, conn};
-use crate::outbound_servers::{Tinyproxy, ok_handler, refused_port};
+use crate::outbound_servers::{OauthState, Tinyproxy, oauth_handler, ok_handler, refused_port};
 
 const MID_PW: &str = "mid-secret-5e7a01";
 
@@ -252,6 +252,11 @@ fn prometheus_scrapes_monitor_and_finds_every_connection_as_it_is() {
     let old = pki.server(&f, &expired, false, ok_handler());
     let mtls = pki.server(&f, &good, true, ok_handler());
     let proxy = Tinyproxy::start(&f.env.path("tinyproxy"), "miduser", MID_PW);
+    // An OAuth connection: its token endpoint and API on one server.
+    let tokens = OauthState::new(3600);
+    let idp = pki.server(&f, &good, false, oauth_handler(tokens.clone()));
+    let secret_file = f.env.path("client-secret");
+    std::fs::write(&secret_file, &tokens.client_secret).unwrap();
     let ca = format!("ca_bundle = \"{}\"", pki.ca.display());
     let store = format!(
         "[integration.billing]\n\n{}{}{}{}[protocol_profile.short]\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\n[mid_server.dmz]\nurl = \"{}\"\nuser = \"miduser\"\npassword = \"env:MID_PW\"\n\n",
@@ -272,11 +277,21 @@ fn prometheus_scrapes_monitor_and_finds_every_connection_as_it_is() {
         client.key.display(),
         proxy.url(),
     );
+    let store = format!(
+        "{}[oauth_profile.idp]\ntoken_url = \"{}\"\nclient_id = \"connctl-client\"\nclient_secret = \"file:{}\"\n\n{store}",
+        conn(
+            "inc.oauth",
+            &idp.url("/api"),
+            &format!("{ca}\nauthentication = \"oauth\"\noauth_profile = \"idp\"")
+        ),
+        idp.url("/oauth/token"),
+        secret_file.display(),
+    );
     f.store(&store);
 
     let monitor = Monitor::start(&f, &["--listen", "127.0.0.1:0", "--interval", "1s"]);
     let prometheus = Prometheus::start(&f.env.path("prometheus"), monitor.port);
-    prometheus.wait_for("connctl_probe_success", |r| r.len() == 4);
+    prometheus.wait_for("connctl_probe_success", |r| r.len() == 5);
 
     // Labels: connection, integration, environment (and the job Prometheus adds).
     let series = prometheus.query("connctl_probe_success{connection=\"billing.mid\"}");
@@ -388,10 +403,33 @@ fn prometheus_scrapes_monitor_and_finds_every_connection_as_it_is() {
         proxy.log_text()
     );
 
+    // The OAuth connection: a token fetched (and reused across cycles), its
+    // expiry exported, and neither the client secret nor a token in a scrape.
+    assert_eq!(prometheus.value("connctl_probe_success", "inc.oauth"), 1.0);
+    assert_eq!(prometheus.value("connctl_http_status", "inc.oauth"), 200.0);
+    let token_left = prometheus.value("connctl_oauth_token_expiry_seconds", "inc.oauth") - now();
+    assert!((3000.0..3700.0).contains(&token_left), "{token_left}");
+    let stages = prometheus.query("connctl_stage_duration_seconds{connection=\"inc.oauth\"}");
+    assert!(
+        stages.iter().any(|s| s["metric"]["stage"] == "oauth_token"),
+        "{stages:?}"
+    );
+    assert!(tokens.requests() >= 1);
+
     // A scrape is valid for promtool and never holds the MID server's password.
     let scrape = monitor.scrape();
     promtool_check_metrics(&scrape);
     assert!(!scrape.contains(MID_PW) && !monitor.stderr().contains(MID_PW));
+    assert!(
+        !scrape.contains(&tokens.client_secret)
+            && !monitor.stderr().contains(&tokens.client_secret)
+    );
+    for token in tokens.tokens.lock().unwrap().keys() {
+        assert!(
+            !scrape.contains(token.as_str()),
+            "an access token in the scrape"
+        );
+    }
     assert!(!scrape.contains(&proxy.url()), "{scrape}");
 
     // Scrapes never probe: a burst of them adds no request to the endpoint
@@ -448,6 +486,9 @@ fn prometheus_scrapes_monitor_and_finds_every_connection_as_it_is() {
     );
     let (status, body) = http_get(monitor.port, "/healthz");
     assert_eq!(status, 200, "{body}");
+
+    // Many cycles later, still the one token: the cache serves every probe.
+    assert_eq!(tokens.requests(), 1, "{:?}", tokens.grants());
 
     // SIGTERM stops it cleanly.
     assert_eq!(monitor.terminate(), 0);
