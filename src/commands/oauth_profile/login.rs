@@ -86,21 +86,6 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `show -o json`'s `token_state`: `refresh` (the refresh token) is "held", "none" or
-/// "unknown" (the keyring could not be read), `access_token_expires_at` the
-/// cached access token's expiry (RFC 3339) or null. Never a value.
-pub fn token_state_json(store: &Store, name: &str, p: &OauthProfile) -> serde_json::Value {
-    let (held, expires_at) = oauth::stored_state(&store.store_id, name, p);
-    serde_json::json!({
-        "refresh": match held {
-            Ok(true) => "held",
-            Ok(false) => "none",
-            Err(_) => "unknown",
-        },
-        "access_token_expires_at": expires_at.map(rfc3339),
-    })
-}
-
 /// `show`'s two lines: whether a refresh token is held, when the cached access token expires.
 pub fn token_state(store: &Store, name: &str, p: &OauthProfile) -> (String, String) {
     let (held, expires_at) = oauth::stored_state(&store.store_id, name, p);

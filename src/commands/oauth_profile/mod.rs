@@ -93,12 +93,7 @@ pub fn run(ctx: &Context, cmd: OauthProfileCommand) -> Result<()> {
                 .get(&name)
                 .ok_or_else(|| not_found(&store, KIND, &name))?;
             if ctx.out.is_json() {
-                let mut record = record_json(&name, p)?;
-                record.insert(
-                    "token_state".into(),
-                    login::token_state_json(&store, &name, p),
-                );
-                return ctx.out.json(&Value::Object(record));
+                return ctx.out.json(&Value::Object(record_json(&name, p)?));
             }
             let mut fields = vec![
                 ("name", name.clone()),
