@@ -23,6 +23,9 @@ use crate::model::{RecordKind, Store};
 /// The journal of a store: `<store file name>.journal` in the same folder,
 /// so two stores in one folder keep two journals.
 pub fn path_for(store: &Path) -> PathBuf {
+    // A symlinked store's journal sits beside its target, where every
+    // writer and reader finds it whichever path they were given.
+    let store = crate::store::write_target(store).unwrap_or_else(|_| store.to_path_buf());
     let mut name = store.file_name().unwrap_or_default().to_os_string();
     name.push(".journal");
     store.with_file_name(name)

@@ -11,7 +11,7 @@ mod choice;
 mod rules;
 
 pub use choice::CONNECTION_CHOICE;
-pub use rules::{PASSWORD_FLAGS, RuleViolation, basic_user_problem};
+pub use rules::RuleViolation;
 
 /// The store format this build reads and writes.
 pub const STORE_VERSION: u32 = 1;
@@ -623,6 +623,15 @@ pub fn without_credentials(text: &str) -> String {
     }
 }
 
+/// A Unix time as RFC 3339 (token and certificate expiries in messages and
+/// JSON); `None` outside the calendar's range.
+pub fn rfc3339(unix: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// The current UTC time as RFC 3339: activation stamps, the inbound spool.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -710,7 +719,7 @@ pub fn check_store_id(id: &str) -> Result<(), String> {
         Ok(uuid) if uuid.hyphenated().to_string() == id => Ok(()),
         _ => Err(format!(
             "the store_id \"{}\" is not a store id: connctl writes a random UUID in lowercase hyphenated form (e.g. 6f1c0c7e-1b2a-4c3d-8e4f-5a6b7c8d9e0f); it names the store's keyring entries",
-            id.escape_debug()
+            crate::text::escape(id)
         )),
     }
 }

@@ -41,6 +41,32 @@ pub struct Context {
 }
 
 impl Context {
+    /// `--yes`, or a yes on the terminal to `question`, before acting on
+    /// production connection `connection`; otherwise exit 4 ("not VERB
+    /// without confirmation") and nothing is done. `question` is `None`
+    /// when the terminal cannot be asked (stdin carries the body).
+    pub fn confirm_production(
+        &self,
+        connection: &str,
+        verb: &str,
+        question: Option<&str>,
+    ) -> Result<()> {
+        if self.yes {
+            return Ok(());
+        }
+        let answer = match question {
+            Some(q) => self.out.confirm(q)?,
+            None => None,
+        };
+        if answer == Some(true) {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "connection '{connection}' is a production connection: not {verb} without confirmation"
+        ))
+        .with_hint("confirm on a terminal, or pass --yes"))
+    }
+
     pub fn load(&self) -> Result<Store> {
         self.out
             .debug(1, &format!("store: {}", self.store_path.display()));

@@ -615,7 +615,7 @@ impl Rejection {
 async fn handle(shared: &Shared, req: Request<Incoming>, info: &PeerInfo) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = redacted_path(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let (response, note) = match admit_and_record(shared, &parts, body, info).await {
+    let (response, note) = match admit_and_record(shared, &parts, &path, body, info).await {
         Ok((response, note)) => (response, note),
         Err((rejection, body)) => {
             let mut response = error_reply(rejection.status, &rejection.message);
@@ -686,6 +686,8 @@ type Outcome = std::result::Result<(Response<Full<Bytes>>, String), (Rejection, 
 async fn admit_and_record(
     shared: &Shared,
     parts: &http::request::Parts,
+    // The request's path with credential-like query values redacted.
+    path: &str,
     mut body: Incoming,
     info: &PeerInfo,
 ) -> Outcome {
@@ -784,7 +786,7 @@ async fn admit_and_record(
         "environment": admission.environment.as_str(),
         "user": user,
         "method": parts.method.as_str(),
-        "path": redacted_path(parts.uri.path_and_query().map_or("/", |p| p.as_str())),
+        "path": path,
         "version": format!("{:?}", parts.version),
         "peer": info.peer.to_string(),
         "client_cert": info.client_cert,

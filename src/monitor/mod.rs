@@ -214,7 +214,8 @@ pub async fn run(
                 counters.store_reload_errors.inc();
                 store_valid = false;
                 log(&format!(
-                    "warning: the store changed but cannot be loaded; still probing the previous version: {e}"
+                    "warning: the store changed but cannot be loaded; still probing the previous version: {}",
+                    e.shown()
                 ));
             }
         }

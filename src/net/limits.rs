@@ -22,6 +22,12 @@ pub const RESPONSE_BODY: Limit = Limit {
     bytes: 1024 * 1024,
 };
 
+/// An issuer's discovery metadata (`/.well-known/openid-configuration`).
+pub const DISCOVERY_METADATA: Limit = Limit {
+    name: "discovery metadata limit",
+    bytes: 256 * 1024,
+};
+
 /// `connection test` reads at most this much of the endpoint's body and
 /// leaves the rest unread: a large answer is no failure of a test.
 pub const TEST_BODY: Limit = Limit {

@@ -194,24 +194,6 @@ pub async fn execute(req: &HttpRequest, route: &Route, trace: &mut Trace) -> Res
     execute_with(req, route, trace, BodyMode::Whole(limits::RESPONSE_BODY)).await
 }
 
-/// Like `execute`, reading at most `limit` bytes of the answer's body: past
-/// that the exchange fails (exit 6) instead of buffering what the peer sends.
-pub async fn execute_bounded(
-    req: &HttpRequest,
-    route: &Route,
-    trace: &mut Trace,
-    limit: Option<usize>,
-) -> Result<Response> {
-    let limit = match limit {
-        Some(bytes) => Limit {
-            bytes,
-            ..limits::RESPONSE_BODY
-        },
-        None => limits::RESPONSE_BODY,
-    };
-    execute_with(req, route, trace, BodyMode::Whole(limit)).await
-}
-
 /// Runs the exchange, recording each stage in `trace`, and reads the body as
 /// `mode` says. An error has already been recorded as the failed stage when
 /// it is returned.

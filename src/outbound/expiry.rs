@@ -125,14 +125,7 @@ pub fn verdict(outcome: &Outcome, warn_days: u32, now: i64) -> (Verdict, Vec<Str
 pub const RENEW_EXIT_CODE: u8 = 9;
 
 fn rfc3339(at: i64) -> Value {
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map(Value::String)
-        .unwrap_or(Value::Null)
+    crate::model::rfc3339(at).map_or(Value::Null, Value::String)
 }
 
 /// The object of `connection test -o json`: the outcome's fields, then

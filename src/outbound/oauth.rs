@@ -235,12 +235,7 @@ pub async fn obtain(source: &TokenSource, fresh: bool) -> Result<Token> {
         let at = source.refresh_at.clone();
         refresh = off_runtime(move || secrets::keyring_get(&at)).await?;
         if refresh.is_none() {
-            return Err(Error::auth(format!(
-                "OAuth profile '{}' uses the {} grant and holds no refresh token",
-                source.profile_name,
-                source.profile.grant.as_str()
-            ))
-            .with_hint(format!("{} first", login_hint(source))));
+            return Err(no_refresh_token(source));
         }
     }
 
@@ -474,17 +469,22 @@ async fn request(source: &TokenSource, refresh: Option<&Secret>) -> Result<Token
             jwt_bearer(source, &client, &http, &form).await
         }
         (None, Grant::AuthorizationCode | Grant::DeviceCode) => {
-            return Err(Error::auth(format!(
-                "OAuth profile '{}' uses the {} grant and holds no refresh token",
-                source.profile_name,
-                profile.grant.as_str()
-            ))
-            .with_hint(format!("{} first", login_hint(source))));
+            return Err(no_refresh_token(source));
         }
     };
     let answer =
         answer.map_err(|e| refusal(source, refresh, &sent, &endpoint, http.last_status(), e))?;
     token_of(source, &endpoint, answer)
+}
+
+/// A login grant (authorization code, device) with no refresh token kept.
+fn no_refresh_token(source: &TokenSource) -> Error {
+    Error::auth(format!(
+        "OAuth profile '{}' uses the {} grant and holds no refresh token",
+        source.profile_name,
+        source.profile.grant.as_str()
+    ))
+    .with_hint(format!("{} first", login_hint(source)))
 }
 
 fn token_of(source: &TokenSource, endpoint: &str, answer: answer::TokenAnswer) -> Result<Token> {

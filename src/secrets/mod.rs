@@ -284,8 +284,14 @@ fn resolve_cmd(line: &str, at: &SecretRef, limit: SourceLimit) -> Result<Secret>
             Some(code) => format!("exit status {code}"),
             None => "a signal".to_string(),
         };
+        // What the command printed before it failed may be the secret, and
+        // its error text may repeat it.
+        let printed = Secret::new(String::from_utf8_lossy(&output.stdout).trim().to_string());
         let detail = match &stderr_line {
-            Some(text) => format!(" (stderr: {})", crate::text::escape(text)),
+            Some(text) => format!(
+                " (stderr: {})",
+                crate::text::escape(&scrub(text, &[&printed]))
+            ),
             None => String::new(),
         };
         return Err(Error::secret(format!(

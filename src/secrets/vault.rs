@@ -32,8 +32,6 @@ pub const AUTH_ENV: &str = "CONNCTL_VAULT_AUTH";
 /// Seconds one Vault request may take (default 30).
 pub const TIMEOUT_ENV: &str = crate::limits::VAULT_TIMEOUT.name;
 
-/// Vault's answers are small JSON documents; anything larger is refused.
-const MAX_ANSWER: usize = 1 << 20;
 /// A login token is renewed (or the login repeated) when less than this share
 /// of its lease is left, and at the latest 30 s before it ends.
 const RENEW_SHARE: u32 = 3;
@@ -421,8 +419,7 @@ impl Client {
                         })?;
                     runtime.block_on(async {
                         let mut trace = Trace::default();
-                        transport::execute_bounded(&request, route, &mut trace, Some(MAX_ANSWER))
-                            .await
+                        transport::execute(&request, route, &mut trace).await
                     })
                 })
                 .join()

@@ -706,3 +706,30 @@ fn one_timeout_spans_the_secret_source_and_the_network() {
         "the network got a fresh --timeout after the secret: {took:?}"
     );
 }
+
+#[test]
+fn a_failing_secret_command_or_a_pasted_value_is_never_repeated() {
+    // The command prints the secret, then fails with a message repeating it
+    // (the value is assembled, so the command line does not spell it).
+    let env = basic_env(
+        "cmd:sh -c 'printf %s%s Xq7 -s3cr3t; printf denied-for-%s%s Xq7 -s3cr3t >&2; exit 3'",
+    );
+    let run = env.fails(&["connection", "test", "c"], 5);
+    assert!(run.stderr.contains("exit status 3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(stderr: denied-for-(redacted))"),
+        "{}",
+        run.stderr
+    );
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(!all.contains("Xq7-s3cr3t"), "{all}");
+
+    // A secret pasted where --secret-var wants KEY=SOURCE.
+    let run = env.fails(
+        &["connection", "edit", "c", "--secret-var", "Pz9-pasted"],
+        2,
+    );
+    assert!(run.stderr.contains("not KEY=SOURCE"), "{}", run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(!all.contains("Pz9-pasted"), "{all}");
+}

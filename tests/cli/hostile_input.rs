@@ -60,6 +60,16 @@ fn a_symlinked_store_stays_a_link_and_shares_the_targets_lock() {
             .is_symlink()
     );
     assert!(std::fs::read_to_string(&target).unwrap().contains("App"));
+    // The journal is the target's, and `history` through the link reads it.
+    assert!(env.path("elsewhere/real.toml.journal").exists());
+    let history = env.run(&["-o", "json", "history"]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert_eq!(
+        history.json().as_array().unwrap().len(),
+        2,
+        "{}",
+        history.stdout
+    );
 
     // The lock is the target's: held on the target's lock file, a write
     // through the link waits for it and gives up naming it.

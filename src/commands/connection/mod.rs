@@ -39,7 +39,8 @@ fn secret_vars(
     let mut inputs = Vec::new();
     for text in refs {
         let Some((key, source)) = text.split_once('=') else {
-            return Err(Error::usage(format!("--secret-var '{text}' is not KEY=SOURCE"))
+            // Not repeated: a value without '=' may be the secret itself, pasted.
+            return Err(Error::usage("a --secret-var value is not KEY=SOURCE (it has no '=')")
                 .with_hint("SOURCE is env:VAR, file:PATH, cmd:COMMAND or vault:PATH#FIELD; for the keyring use --secret-var-stdin KEY"));
         };
         let key = key_of(key, "--secret-var")?;

@@ -83,26 +83,6 @@ fn shown_header_value(bytes: &[u8]) -> String {
     out
 }
 
-/// A yes on the terminal, or `--yes`; otherwise exit 4 and nothing is sent.
-fn confirm_production(ctx: &Context, name: &str, what: &str, stdin_busy: bool) -> Result<()> {
-    if ctx.yes {
-        return Ok(());
-    }
-    let declined = Error::invalid(format!(
-        "connection '{name}' is a production connection: not sent without confirmation"
-    ))
-    .with_hint("confirm on a terminal, or pass --yes");
-    if stdin_busy {
-        return Err(declined);
-    }
-    match ctx.out.confirm(&format!(
-        "Send {what} through production connection '{name}'?"
-    ))? {
-        Some(true) => Ok(()),
-        Some(false) | None => Err(declined),
-    }
-}
-
 pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     for h in &args.headers {
         if let Some((name, _)) = h.split_once(':') {
@@ -185,7 +165,8 @@ pub fn run(ctx: &Context, args: ConnectionSendArgs) -> Result<()> {
     }
     if conn.environment == Environment::Production {
         let stdin_busy = args.data.as_deref() == Some("@-");
-        confirm_production(ctx, &name, &format!("{method} {url}"), stdin_busy)?;
+        let question = format!("Send {method} {url} through production connection '{name}'?");
+        ctx.confirm_production(&name, "sent", (!stdin_busy).then_some(question.as_str()))?;
     }
 
     let client = Outbound::new();

@@ -88,15 +88,9 @@ pub fn run(ctx: &Context, name: &str, to: Option<&str>) -> Result<()> {
                 .get(target)
                 .is_some_and(|c| c.environment == Environment::Production);
             if production {
-                let declined = Error::invalid(format!(
-                    "connection '{target}' is a production connection: not activated without confirmation"
-                ))
-                .with_hint("confirm on a terminal, or pass --yes");
                 let question =
                     format!("Roll integration '{name}' back to production connection '{target}'?");
-                if !ctx.yes && ctx.out.confirm(&question)? != Some(true) {
-                    return Err(declined);
-                }
+                ctx.confirm_production(target, "activated", Some(&question))?;
             }
         }
         Goal::Deactivate => {}

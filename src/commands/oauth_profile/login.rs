@@ -76,14 +76,8 @@ pub fn run(ctx: &Context, args: OauthLoginArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+fn rfc3339(unix: i64) -> String {
+    crate::model::rfc3339(unix).unwrap_or_default()
 }
 
 /// `show`'s two lines: whether a refresh token is held, when the cached access token expires.

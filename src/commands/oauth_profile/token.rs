@@ -71,13 +71,7 @@ pub fn run(ctx: &Context, args: OauthTokenArgs) -> Result<()> {
         );
     }
     let token = token?.ok_or_else(|| Error::failed("no token was obtained"))?;
-    let expires_at = time::OffsetDateTime::from_unix_timestamp(token.expires_at)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let expires_at = crate::model::rfc3339(token.expires_at).unwrap_or_default();
     if let Some(note) = &token.note {
         ctx.out.warn(note);
     }

@@ -14,10 +14,6 @@ use crate::net::Trace;
 use crate::net::transport::{self, HttpRequest, Route};
 use crate::secret::Secret;
 
-/// The most of a token endpoint's answer that is read (a token answer is a
-/// few kilobytes; JWT access tokens stay well below this).
-pub const ANSWER_LIMIT: usize = 1024 * 1024;
-
 /// connctl's error, as the `oauth2` crate wants its client errors typed.
 #[derive(Debug)]
 pub struct TransportError(pub Error);
@@ -115,7 +111,7 @@ impl<'a> Client<'a> {
             body: Bytes::from(body),
         };
         let mut trace = Trace::default();
-        let answer = transport::execute_bounded(&req, self.route, &mut trace, Some(ANSWER_LIMIT))
+        let answer = transport::execute(&req, self.route, &mut trace)
             .await
             .map_err(|e| {
                 let stage = trace

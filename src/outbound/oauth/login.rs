@@ -20,8 +20,6 @@ use crate::secrets::{self, Secret};
 
 /// The most of the redirect request that is read.
 const REDIRECT_LIMIT: usize = 16 * 1024;
-/// The most of a discovery document that is read.
-const METADATA_LIMIT: usize = 256 * 1024;
 
 /// Keeps a login's access token in the cache (the caller keeps the refresh
 /// token, through the records-and-secrets transaction). Notes what it could not do.
@@ -458,12 +456,17 @@ pub async fn discover(issuer: &str, route: &Route) -> Result<Metadata> {
         };
         let mut trace = crate::net::Trace::default();
         let shown = endpoint_text(&candidate);
-        let response = transport::execute_bounded(&req, route, &mut trace, Some(METADATA_LIMIT))
-            .await
-            .map_err(|e| Error {
-                message: format!("discovery {shown}: {}", e.message),
-                ..e
-            })?;
+        let response = transport::execute_with(
+            &req,
+            route,
+            &mut trace,
+            transport::BodyMode::Whole(crate::net::limits::DISCOVERY_METADATA),
+        )
+        .await
+        .map_err(|e| Error {
+            message: format!("discovery {shown}: {}", e.message),
+            ..e
+        })?;
         if !response.status.is_success() {
             last = Some(Error::invalid(format!(
                 "the issuer's metadata {shown} answered {}",
